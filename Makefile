@@ -1,0 +1,47 @@
+# Two commands matter: `make run` (set up, then serve the demo) and `make test`
+# (set up, then run the whole suite). Everything else is a step of those.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 3000
+
+.PHONY: run test setup lint pytest conformance-server clean
+
+run: setup
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/daphne -b 127.0.0.1 -p 8000 project.asgi:application
+
+test: setup lint pytest
+
+setup: $(VENV)/.installed node_modules/.installed static/vendor/engine.io.min.js
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+static/vendor/engine.io.min.js: node_modules/.installed
+	mkdir -p static/vendor
+	cp node_modules/engine.io-client/dist/engine.io.min.js $@
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+pytest: setup
+	$(BIN)/python -m pytest
+
+# The public Engine.IO conformance suite (socketio/engine.io-protocol, test-suite/)
+# expects an echo endpoint at /engine.io/ on localhost:$(PORT).
+conformance-server: setup
+	DJANGO_SETTINGS_MODULE=tests.conformance.settings $(BIN)/daphne \
+		-e tcp:port=$(PORT):interface=127.0.0.1 -e 'tcp6:port=$(PORT):interface=\:\:1' \
+		tests.conformance.asgi:application
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor .pytest_cache .hypothesis tests/artifacts

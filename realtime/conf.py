@@ -1,0 +1,52 @@
+"""The ``REALTIME`` settings dict, merged over documented defaults.
+
+One dict (like ``REST_FRAMEWORK``) keeps the knobs discoverable; values are
+read once and cached, and the cache is dropped when a test overrides them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    # URL prefix the Engine.IO endpoint answers on, without slashes.
+    "PATH": "socket.io",
+    # Heartbeat, in milliseconds: the server pings every PING_INTERVAL and
+    # drops a client that has not answered PING_TIMEOUT after a ping.
+    "PING_INTERVAL": 25_000,
+    "PING_TIMEOUT": 20_000,
+    # Largest polling body or WebSocket frame accepted, in bytes.
+    "MAX_PAYLOAD": 1_000_000,
+    # Transports offered, in the order a client should try them.
+    "TRANSPORTS": ["polling", "websocket"],
+    # Origins allowed for cross-origin requests ("https://example.com", or "*").
+    # Empty means same-origin only; requests without an Origin always pass.
+    "CORS_ALLOWED_ORIGINS": [],
+    # How long a probe WebSocket may take to complete an upgrade, in ms.
+    "UPGRADE_TIMEOUT": 10_000,
+    # What receives the Engine.IO messages of a session: a callable taking
+    # the Session and returning an object with on_open/on_message/on_close.
+    "HANDLER": "realtime.testing.EchoHandler",
+}
+
+
+def user_settings() -> dict[str, Any]:
+    value = getattr(settings, "REALTIME", {})
+    return value if isinstance(value, dict) else {}
+
+
+@lru_cache(maxsize=1)
+def realtime_settings() -> dict[str, Any]:
+    """Defaults overlaid with ``settings.REALTIME`` (checked by realtime.checks)."""
+    return {**DEFAULTS, **user_settings()}
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting == "REALTIME":
+        realtime_settings.cache_clear()

@@ -1,0 +1,1 @@
+"""ASGI adapters: the only code that reads scopes and ASGI messages."""

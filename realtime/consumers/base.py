@@ -1,0 +1,55 @@
+"""What both Engine.IO consumers share: the endpoint, the request checks, no per-message thread hop."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from channels.consumer import AsyncConsumer
+from channels.exceptions import StopConsumer
+
+from ..protocol.http import Request
+from ..sessions import Endpoint
+
+logger = logging.getLogger("realtime.engineio")
+
+
+class EngineConsumer(AsyncConsumer):
+    """A Channels consumer bound to one Endpoint.
+
+    It has no channel-layer channel of its own (sessions get one when they
+    need it) and skips Channels' ``close_old_connections`` thread hop before
+    every message: nothing here touches the ORM.
+    """
+
+    channel_layer_alias = "__realtime_none__"  # no layer: not a configured alias
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    def engine_request(self, method: str, websocket: bool) -> Request:
+        headers = dict(self.scope.get("headers", ()))
+        origin = headers.get(b"origin")
+        host = headers.get(b"host")
+        return Request(
+            method=method,
+            query=dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1"))),
+            origin=origin.decode("latin-1") if origin is not None else None,
+            host=host.decode("latin-1") if host is not None else None,
+            websocket=websocket,
+        )
+
+    def client_label(self) -> str:
+        client = self.scope.get("client")
+        return f"{client[0]}:{client[1]}" if client else "?"
+
+    @staticmethod
+    def stop() -> None:
+        raise StopConsumer()

@@ -1,0 +1,34 @@
+"""Let daphne send the RFC 6455 close codes that Engine.IO needs (1009 "message too big").
+
+daphne closes a WebSocket through autobahn's public ``sendClose``, which only
+accepts 1000 and 3000-4999 and raises for anything else, so an ASGI app's
+``{"type": "websocket.close", "code": 1009}`` ends in a 1011 and a traceback.
+The RFC allows a server to send 1001-1014 (except the reserved 1004-1006
+and 1015); for those we write the close frame with autobahn's lower-level
+``sendCloseFrame``. Other ASGI servers (uvicorn) need nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RFC6455_SERVER_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+
+
+def allow_rfc6455_close_codes() -> None:
+    try:
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:  # not running under daphne
+        return
+    if getattr(WebSocketProtocol.serverClose, "_realtime", False):
+        return
+    original = WebSocketProtocol.serverClose
+
+    def server_close(self: Any, code: int | None = None) -> None:
+        if code in RFC6455_SERVER_CODES:
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            original(self, code)
+
+    server_close._realtime = True  # type: ignore[attr-defined]
+    WebSocketProtocol.serverClose = server_close

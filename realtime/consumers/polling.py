@@ -1,0 +1,154 @@
+"""HTTP long-polling: GET collects packets (or waits for them), POST delivers them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..protocol.engine import PollAnswer, Transport
+from ..protocol.engineio import Packet, encode_payload
+from ..protocol.http import (
+    BAD_REQUEST,
+    FORBIDDEN,
+    SESSION_ID_UNKNOWN,
+    Refusal,
+    check_request,
+    cors_headers,
+    origin_allowed,
+)
+from ..sessions import Session
+from .base import EngineConsumer
+
+logger = logging.getLogger("realtime.engineio")
+
+TEXT = (b"content-type", b"text/plain; charset=UTF-8")
+JSON = (b"content-type", b"application/json")
+
+
+class PollingConsumer(EngineConsumer):
+    """One HTTP request on the Engine.IO path."""
+
+    def __init__(self, endpoint: Any) -> None:
+        super().__init__(endpoint)
+        self.body: list[bytes] = []
+        self.size = 0
+        self.answered = False
+        self.held_by: Session | None = None
+        self.cors: list[tuple[bytes, bytes]] = []
+
+    async def http_request(self, message: dict[str, Any]) -> None:
+        if self.answered:
+            return  # the rest of a body already refused as too large
+        chunk = message.get("body", b"")
+        self.size += len(chunk)
+        if self.size > self.endpoint.config.max_payload:
+            await self.too_large()
+            return
+        self.body.append(chunk)
+        if not message.get("more_body", False):
+            await self.handle(b"".join(self.body))
+
+    async def http_disconnect(self, message: dict[str, Any]) -> None:
+        if self.held_by is not None and not self.answered:
+            await self.held_by.poll_cancelled(self)
+        self.stop()
+
+    async def handle(self, body: bytes) -> None:
+        method = self.scope["method"]
+        request = self.engine_request(method, websocket=False)
+        if method == "OPTIONS":
+            await self.preflight(request.origin, request.host)
+            return
+        refusal = check_request(
+            request, transports=self.endpoint.transports, allowed_origins=self.endpoint.allowed_origins
+        )
+        if refusal is not None:
+            await self.refuse(refusal, request.query.get("sid"))
+            return
+        self.cors = cors_headers(request.origin, self.endpoint.allowed_origins)
+        sid = request.query.get("sid")
+        if sid is None:
+            await self.handshake()
+            return
+        session = self.endpoint.sessions.get(sid)
+        if session is None:
+            await self.refuse(SESSION_ID_UNKNOWN, sid)
+        elif method == "GET":
+            await self.get(session)
+        else:
+            await self.post(session, body)
+
+    async def handshake(self) -> None:
+        session = self.endpoint.create(Transport.POLLING, self.scope)
+        logger.debug("sid=%s opened over polling from %s", session.sid, self.client_label())
+        open_packet = await session.start()
+        await self.respond(200, encode_payload([open_packet]).encode(), TEXT)
+
+    async def get(self, session: Session) -> None:
+        answer = await session.poll(self)
+        if answer is PollAnswer.REFUSE:
+            logger.warning("sid=%s: polling GET refused (transport upgraded, closed or GET already held)", session.sid)
+            await self.respond(400, BAD_REQUEST.body, JSON)
+        elif answer is PollAnswer.WAIT:
+            self.held_by = session
+
+    async def post(self, session: Session, body: bytes) -> None:
+        if session.conn.closed or session.conn.transport is Transport.WEBSOCKET:
+            await self.respond(400, BAD_REQUEST.body, JSON)
+            return
+        if await session.receive_payload(body):
+            await self.respond(200, b"ok", TEXT)
+        else:
+            await self.respond(400, BAD_REQUEST.body, JSON)
+
+    async def deliver(self, packets: list[Packet]) -> None:
+        """Called by the Session to answer this GET, now or after holding it."""
+        await self.respond(200, encode_payload(packets).encode(), TEXT)
+
+    async def refuse_upgraded(self) -> None:
+        """Called by the Session when an upgrade took this held GET's transport away."""
+        logger.warning("polling GET from %s refused: the session upgraded to websocket", self.client_label())
+        await self.respond(400, BAD_REQUEST.body, JSON)
+
+    async def preflight(self, origin: str | None, host: str | None) -> None:
+        if not origin_allowed(origin, host, self.endpoint.allowed_origins):
+            await self.refuse(FORBIDDEN, None)
+            return
+        headers = dict(self.scope.get("headers", ()))
+        requested = headers.get(b"access-control-request-headers")
+        self.cors = cors_headers(
+            origin,
+            self.endpoint.allowed_origins,
+            preflight=True,
+            request_headers=requested.decode("latin-1") if requested else None,
+        )
+        await self.respond(204, b"")
+
+    async def refuse(self, refusal: Refusal, sid: str | None) -> None:
+        logger.warning(
+            "%s %s from %s refused: %s (code %d, sid=%s)",
+            self.scope["method"],
+            self.scope["path"],
+            self.client_label(),
+            refusal.message,
+            refusal.code,
+            sid,
+        )
+        await self.respond(refusal.status, refusal.body, JSON)
+
+    async def too_large(self) -> None:
+        sid = self.engine_request(self.scope["method"], websocket=False).query.get("sid")
+        session = self.endpoint.sessions.get(sid) if sid else None
+        logger.warning(
+            "%s from %s refused: body over MAX_PAYLOAD (sid=%s)", self.scope["method"], self.client_label(), sid
+        )
+        await self.respond(413, b"Payload Too Large", TEXT)
+        if session is not None:
+            await session.payload_too_large()
+
+    async def respond(self, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+        if self.answered:
+            return
+        self.answered = True
+        await self.send({"type": "http.response.start", "status": status, "headers": [*headers, *self.cors]})
+        await self.send({"type": "http.response.body", "body": body})

@@ -1,0 +1,101 @@
+"""Engine.IO v4 packets and HTTP long-polling payloads.
+
+Wire rules (engine.io-protocol, v4):
+- a text packet is one ASCII digit (its type) followed by UTF-8 text;
+- a binary message over WebSocket is a binary frame holding only the bytes;
+- a polling payload joins packets with the record separator ``\\x1e`` and
+  carries a binary message as ``b`` + base64 of its bytes.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+from base64 import b64decode, b64encode
+from dataclasses import dataclass
+
+from .errors import ProtocolError
+
+SEPARATOR = "\x1e"
+
+
+class PacketType(enum.IntEnum):
+    OPEN = 0
+    CLOSE = 1
+    PING = 2
+    PONG = 3
+    MESSAGE = 4
+    UPGRADE = 5
+    NOOP = 6
+
+
+_TYPES = {str(int(t)): t for t in PacketType}
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One Engine.IO packet; ``data`` is bytes only for a binary MESSAGE."""
+
+    type: PacketType
+    data: str | bytes = ""
+
+    @property
+    def binary(self) -> bool:
+        return isinstance(self.data, bytes)
+
+
+# Packets the server sends often, built once.
+PING = Packet(PacketType.PING)
+PONG = Packet(PacketType.PONG)
+NOOP = Packet(PacketType.NOOP)
+CLOSE = Packet(PacketType.CLOSE)
+UPGRADE = Packet(PacketType.UPGRADE)
+
+
+def encode_packet(packet: Packet) -> str | bytes:
+    """One packet as a WebSocket frame: text frames are typed, binary ones raw."""
+    if isinstance(packet.data, bytes):
+        return packet.data
+    return f"{int(packet.type)}{packet.data}"
+
+
+def decode_packet(frame: str | bytes) -> Packet:
+    """One WebSocket frame (or one record of a polling payload) as a packet."""
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        return Packet(PacketType.MESSAGE, bytes(frame))
+    if not frame:
+        raise ProtocolError("empty packet")
+    packet_type = _TYPES.get(frame[0])
+    if packet_type is None:
+        raise ProtocolError(f"unknown packet type {frame[0]!r}")
+    return Packet(packet_type, frame[1:])
+
+
+def encode_payload(packets: list[Packet]) -> str:
+    """Packets as one polling response body."""
+    return SEPARATOR.join(_encode_record(p) for p in packets)
+
+
+def _encode_record(packet: Packet) -> str:
+    if isinstance(packet.data, bytes):
+        return "b" + b64encode(packet.data).decode("ascii")
+    return f"{int(packet.type)}{packet.data}"
+
+
+def decode_payload(body: bytes | str) -> list[Packet]:
+    """A polling request body as packets; any malformed record fails it whole."""
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("payload is not UTF-8") from exc
+    return [_decode_record(record) for record in body.split(SEPARATOR)]
+
+
+def _decode_record(record: str) -> Packet:
+    if record[:1] == "b":
+        try:
+            return Packet(PacketType.MESSAGE, b64decode(record[1:], validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise ProtocolError("bad base64 in binary packet") from exc
+    return decode_packet(record)

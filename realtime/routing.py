@@ -1,0 +1,67 @@
+"""URL patterns for ``project/asgi.py``: one Engine.IO endpoint per path.
+
+``http_urlpatterns()`` goes in the HTTP router before Django's own app,
+``websocket_urlpatterns()`` in the WebSocket router; both must be built
+from the same Endpoint so that an upgrade finds its polling session.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.urls import re_path
+from django.utils.module_loading import import_string
+
+from .conf import realtime_settings
+from .consumers.polling import PollingConsumer
+from .consumers.websocket import WebSocketConsumer
+from .protocol.engine import EngineConfig
+from .sessions import Endpoint, HandlerFactory
+
+
+def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overrides: Any) -> Endpoint:
+    """An Endpoint configured by ``settings.REALTIME`` (and ``overrides``, same keys)."""
+    conf = {**realtime_settings(), **overrides}
+    factory = handler if handler is not None else conf["HANDLER"]
+    if isinstance(factory, str):
+        factory = import_string(factory)
+    config = EngineConfig(
+        ping_interval=conf["PING_INTERVAL"],
+        ping_timeout=conf["PING_TIMEOUT"],
+        max_payload=conf["MAX_PAYLOAD"],
+        upgrade_timeout=conf["UPGRADE_TIMEOUT"],
+    )
+    return Endpoint(
+        config,
+        factory,
+        transports=tuple(conf["TRANSPORTS"]),
+        allowed_origins=tuple(conf["CORS_ALLOWED_ORIGINS"]),
+    )
+
+
+def urlpatterns_for(endpoint: Endpoint, path: str) -> tuple[list[Any], list[Any]]:
+    """(http patterns, websocket patterns) serving ``endpoint`` at ``/<path>/``."""
+    pattern = rf"^{re.escape(path)}/$"
+    return (
+        [re_path(pattern, PollingConsumer.as_asgi(endpoint=endpoint))],
+        [re_path(pattern, WebSocketConsumer.as_asgi(endpoint=endpoint))],
+    )
+
+
+_default: tuple[list[Any], list[Any]] | None = None
+
+
+def _default_patterns() -> tuple[list[Any], list[Any]]:
+    global _default
+    if _default is None:
+        _default = urlpatterns_for(endpoint_from_settings(), realtime_settings()["PATH"])
+    return _default
+
+
+def http_urlpatterns() -> list[Any]:
+    return _default_patterns()[0]
+
+
+def websocket_urlpatterns() -> list[Any]:
+    return _default_patterns()[1]

@@ -1,0 +1,305 @@
+"""The Session actor: one Engine.IO sid, its state machine, its transports and its timer.
+
+A handshake creates a Session in the process that received it; the polling
+and WebSocket consumers attach to it as transports, so an upgrade is just a
+second transport attaching. This module is the only place that keeps time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .protocol.engine import Connection, EngineConfig, PollAnswer, Transport
+from .protocol.engineio import CLOSE, Packet, PacketType, decode_packet, decode_payload, encode_packet
+from .protocol.errors import ProtocolError
+from .protocol.events import (
+    Closed,
+    Event,
+    MessageReceived,
+    PollRefused,
+    PollReleased,
+    ProbeAnswered,
+    UpgradeAbandoned,
+    Upgraded,
+)
+
+logger = logging.getLogger("realtime.engineio")
+packet_logger = logging.getLogger("realtime.engineio.packets")
+
+# How long a session closed by the server over polling waits for the client's
+# next GET to collect its close packet before the sid is forgotten.
+CLOSE_LINGER = 5.0
+
+
+class SessionHandler(Protocol):
+    """What the layer above (Socket.IO, or a test echo) implements."""
+
+    async def on_open(self) -> None: ...
+    async def on_message(self, data: str | bytes) -> None: ...
+    async def on_close(self, reason: str) -> None: ...
+
+
+class FrameSink(Protocol):
+    """A WebSocket consumer, as the Session sees it."""
+
+    async def write(self, frame: str | bytes) -> None: ...
+    async def shut(self, code: int = 1000) -> None: ...
+
+
+class PollSink(Protocol):
+    """A held polling GET, as the Session sees it."""
+
+    async def deliver(self, packets: list[Packet]) -> None: ...
+    async def refuse_upgraded(self) -> None: ...
+
+
+HandlerFactory = Callable[["Session"], SessionHandler]
+
+
+class Endpoint:
+    """One Engine.IO URL: its configuration, its handler factory and its live sessions."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        handler_factory: HandlerFactory,
+        *,
+        transports: tuple[str, ...] = ("polling", "websocket"),
+        allowed_origins: tuple[str, ...] = (),
+    ) -> None:
+        self.config = config
+        self.handler_factory = handler_factory
+        self.transports = transports
+        self.allowed_origins = allowed_origins
+        self.sessions: dict[str, Session] = {}
+
+    def create(self, transport: Transport, scope: dict[str, Any]) -> Session:
+        sid = secrets.token_urlsafe(15)  # 120 random bits, 20 URL-safe characters
+        session = Session(self, sid, transport, scope)
+        self.sessions[sid] = session
+        return session
+
+
+class Session:
+    """Carries out what the Connection decides, on whichever transport is attached."""
+
+    def __init__(self, endpoint: Endpoint, sid: str, transport: Transport, scope: dict[str, Any]) -> None:
+        self.endpoint = endpoint
+        self.sid = sid
+        self.scope = scope
+        self._loop = asyncio.get_running_loop()
+        self.conn = Connection(sid, endpoint.config, transport, self._loop.time())
+        self.websocket: FrameSink | None = None
+        self.probe: FrameSink | None = None
+        self._poll: PollSink | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._ticking: asyncio.Task[None] | None = None
+        self.handler = endpoint.handler_factory(self)
+
+    # -- public seam for the layer above ---------------------------------
+    async def send(self, data: str | bytes) -> None:
+        """Send one Engine.IO message to the client."""
+        await self.send_packet(Packet(PacketType.MESSAGE, data))
+
+    async def close(self, reason: str = "forced close") -> None:
+        """Close from the server side; the client is told with a close packet."""
+        if self.conn.closed:
+            return
+        self.conn.outbox.append(CLOSE)
+        await self._apply(self.conn.close(reason))
+
+    # -- transports attaching -------------------------------------------
+    async def start(self, websocket: FrameSink | None = None) -> Packet:
+        """Right after the handshake: arm the timer and tell the handler."""
+        self.websocket = websocket
+        self._schedule()
+        open_packet = self.conn.open_packet()
+        if websocket is not None:
+            await websocket.write(encode_packet(open_packet))
+        await self.handler.on_open()
+        return open_packet
+
+    def attach_probe(self, websocket: FrameSink) -> bool:
+        if not self.conn.attach_probe(self._loop.time()):
+            return False
+        self.probe = websocket
+        self._schedule()
+        return True
+
+    # -- inbound ---------------------------------------------------------
+    async def receive_frame(self, frame: str | bytes, source: FrameSink) -> None:
+        """A WebSocket frame from either the active WebSocket or the probe."""
+        try:
+            packet = decode_packet(frame)
+            if packet_logger.isEnabledFor(logging.DEBUG):
+                packet_logger.debug("sid=%s ws <- %r", self.sid, frame)
+            if source is self.websocket:
+                events = self.conn.receive(packet, self._loop.time())
+            else:
+                events = self.conn.receive_probe(packet, self._loop.time())
+        except ProtocolError as exc:
+            logger.warning("sid=%s closed: parse error on WebSocket (%s)", self.sid, exc)
+            events = self.conn.close("parse error")
+        await self._apply(events)
+
+    async def receive_payload(self, body: bytes) -> bool:
+        """A polling POST body; False when it was malformed (the session is then closed)."""
+        try:
+            packets = decode_payload(body)
+        except ProtocolError as exc:
+            logger.warning("sid=%s closed: parse error in polling payload (%s)", self.sid, exc)
+            await self._apply(self.conn.close("parse error"))
+            return False
+        if packet_logger.isEnabledFor(logging.DEBUG):
+            packet_logger.debug("sid=%s poll <- %r", self.sid, body)
+        for packet in packets:
+            try:
+                events = self.conn.receive(packet, self._loop.time())
+            except ProtocolError as exc:
+                logger.warning("sid=%s closed: parse error in polling payload (%s)", self.sid, exc)
+                await self._apply(self.conn.close("parse error"))
+                return False
+            await self._apply(events)
+        return True
+
+    async def poll(self, sink: PollSink) -> PollAnswer:
+        """A polling GET: answered now, held, or refused."""
+        answer, packets, events = self.conn.poll(self._loop.time())
+        if answer is PollAnswer.RESPOND:
+            await sink.deliver(packets)
+            if self.conn.closed and not self.conn.outbox:
+                self._forget()
+        elif answer is PollAnswer.WAIT:
+            self._poll = sink
+        await self._apply(events)
+        return answer
+
+    async def poll_cancelled(self, sink: PollSink) -> None:
+        """The client gave up on a held GET: the transport is gone."""
+        if self._poll is sink:
+            self._poll = None
+            self.conn.poll_waiting = False
+            await self._apply(self.conn.close("transport close"))
+
+    async def websocket_closed(self, websocket: FrameSink) -> None:
+        if websocket is self.probe:
+            self.probe = None
+            self.conn.probe_lost()
+        elif websocket is self.websocket:
+            self.websocket = None
+            await self._apply(self.conn.close("transport close"))
+
+    async def payload_too_large(self, websocket: FrameSink | None = None) -> None:
+        """A body or frame over MAX_PAYLOAD ends the session (the consumer answers 413 or 1009)."""
+        if websocket is not None and websocket is self.websocket:
+            self.websocket = None
+        elif websocket is not None and websocket is self.probe:
+            self.probe = None
+        await self._apply(self.conn.close("transport error"))
+
+    # -- outbound --------------------------------------------------------
+    async def send_packet(self, packet: Packet) -> None:
+        if self.conn.closed:
+            return
+        if self.conn.streaming and self.websocket is not None:
+            await self._write(self.websocket, packet)
+            return
+        self.conn.outbox.append(packet)
+        await self._flush()
+
+    async def _write(self, websocket: FrameSink, packet: Packet) -> None:
+        frame = encode_packet(packet)
+        if packet_logger.isEnabledFor(logging.DEBUG):
+            packet_logger.debug("sid=%s ws -> %r", self.sid, frame)
+        await websocket.write(frame)
+
+    async def _flush(self) -> None:
+        """Move buffered packets to the transport that can take them now."""
+        if not self.conn.outbox:
+            return
+        if self.conn.streaming and self.websocket is not None:
+            for packet in self.conn.drain():
+                await self._write(self.websocket, packet)
+        elif self._poll is not None and self.conn.poll_flushable:
+            sink, self._poll = self._poll, None
+            await sink.deliver(self.conn.take_poll())
+
+    # -- events and time -------------------------------------------------
+    async def _apply(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, MessageReceived):
+                await self.handler.on_message(event.data)
+            elif isinstance(event, ProbeAnswered):
+                await self._answer_probe(event.packet)
+            elif isinstance(event, PollReleased) and self._poll is not None:
+                sink, self._poll = self._poll, None
+                await sink.deliver(event.packets)
+            elif isinstance(event, PollRefused) and self._poll is not None:
+                sink, self._poll = self._poll, None
+                await sink.refuse_upgraded()
+            elif isinstance(event, Upgraded):
+                self.websocket, self.probe = self.probe, None
+                logger.debug("sid=%s upgraded to websocket", self.sid)
+            elif isinstance(event, UpgradeAbandoned) and self.probe is not None:
+                probe, self.probe = self.probe, None
+                await probe.shut()
+            elif isinstance(event, Closed):
+                await self._finish(event.reason)
+                return
+        await self._flush()
+        self._schedule()
+
+    async def _answer_probe(self, packet: Packet) -> None:
+        if self.probe is not None:
+            await self._write(self.probe, packet)
+
+    async def _finish(self, reason: str) -> None:
+        logger.debug("sid=%s closed: %s", self.sid, reason)
+        self._cancel_timer()
+        if self._poll is not None:
+            sink, self._poll = self._poll, None
+            await sink.deliver(self.conn.take_poll())
+        if CLOSE in self.conn.outbox and self.websocket is None and self.probe is None:
+            # closed by the server: the close packet waits, briefly, for the client's next GET
+            self._loop.call_later(CLOSE_LINGER, self._forget)
+        else:
+            if self.websocket is None:
+                self.conn.outbox.clear()  # nobody is left to collect it
+            self._forget()
+        for websocket in (self.websocket, self.probe):
+            if websocket is not None:
+                for packet in self.conn.drain():
+                    await self._write(websocket, packet)
+                await websocket.shut()
+        self.websocket = self.probe = None
+        await self.handler.on_close(reason)
+
+    def _forget(self) -> None:
+        if self.endpoint.sessions.get(self.sid) is self:
+            del self.endpoint.sessions[self.sid]
+
+    def _schedule(self) -> None:
+        due = self.conn.deadline()
+        if due == self._timer_at:
+            return
+        self._cancel_timer()
+        if due is not None:
+            self._timer_at = due
+            self._timer = self._loop.call_at(due, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self._ticking = self._loop.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        await self._apply(self.conn.tick(self._loop.time()))

@@ -1,0 +1,110 @@
+"""Engine.IO v4 packet and payload codecs: wire strings, round trips, garbage."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from realtime.protocol.engineio import (
+    Packet,
+    PacketType,
+    decode_packet,
+    decode_payload,
+    encode_packet,
+    encode_payload,
+)
+from realtime.protocol.errors import ProtocolError
+
+
+@pytest.mark.parametrize(
+    ("wire", "packet"),
+    [
+        ("0{}", Packet(PacketType.OPEN, "{}")),
+        ("1", Packet(PacketType.CLOSE)),
+        ("2", Packet(PacketType.PING)),
+        ("2probe", Packet(PacketType.PING, "probe")),
+        ("3probe", Packet(PacketType.PONG, "probe")),
+        ("4hello", Packet(PacketType.MESSAGE, "hello")),
+        ("4", Packet(PacketType.MESSAGE, "")),
+        ("4héllo €😀", Packet(PacketType.MESSAGE, "héllo €😀")),
+        ("5", Packet(PacketType.UPGRADE)),
+        ("6", Packet(PacketType.NOOP)),
+    ],
+)
+def test_text_packets(wire, packet):
+    assert decode_packet(wire) == packet
+    assert encode_packet(packet) == wire
+
+
+def test_binary_frame_is_the_raw_bytes():
+    assert decode_packet(b"\x01\x02\x03\x04") == Packet(PacketType.MESSAGE, b"\x01\x02\x03\x04")
+    assert encode_packet(Packet(PacketType.MESSAGE, b"\x01\x02")) == b"\x01\x02"
+
+
+@pytest.mark.parametrize("wire", ["", "7", "x", "abc", "9hello", " 4"])
+def test_bad_text_packets(wire):
+    with pytest.raises(ProtocolError):
+        decode_packet(wire)
+
+
+@pytest.mark.parametrize(
+    ("body", "packets"),
+    [
+        (b"4hello", [Packet(PacketType.MESSAGE, "hello")]),
+        (
+            b"4test1\x1e4test2\x1e4test3",
+            [Packet(PacketType.MESSAGE, f"test{i}") for i in (1, 2, 3)],
+        ),
+        (
+            b"4hello\x1ebAQIDBA==",
+            [Packet(PacketType.MESSAGE, "hello"), Packet(PacketType.MESSAGE, b"\x01\x02\x03\x04")],
+        ),
+        (b"3", [Packet(PacketType.PONG)]),
+        (b"1", [Packet(PacketType.CLOSE)]),
+    ],
+)
+def test_payloads(body, packets):
+    assert decode_payload(body) == packets
+    assert encode_payload(packets).encode() == body
+
+
+@pytest.mark.parametrize("body", [b"abc", b"", b"4ok\x1e", b"\xff\xfe", b"bAQ=*", b"b\xc3\xa9", b"4a\x1ezz"])
+def test_bad_payloads(body):
+    with pytest.raises(ProtocolError):
+        decode_payload(body)
+
+
+text_packets = st.builds(
+    Packet,
+    st.sampled_from(list(PacketType)),
+    st.text().filter(lambda s: "\x1e" not in s),
+)
+binary_packets = st.builds(Packet, st.just(PacketType.MESSAGE), st.binary())
+any_packet = st.one_of(text_packets, binary_packets)
+
+
+@given(any_packet)
+def test_packet_round_trip(packet):
+    assert decode_packet(encode_packet(packet)) == packet
+
+
+@given(st.lists(any_packet, min_size=1, max_size=20))
+def test_payload_round_trip(packets):
+    assert decode_payload(encode_payload(packets).encode("utf-8")) == packets
+
+
+@given(st.binary())
+def test_random_bytes_give_packets_or_protocol_error(body):
+    try:
+        packets = decode_payload(body)
+    except ProtocolError:
+        return
+    assert all(isinstance(p, Packet) for p in packets)
+
+
+@given(st.text())
+def test_random_text_gives_a_packet_or_protocol_error(frame):
+    try:
+        packet = decode_packet(frame)
+    except ProtocolError:
+        return
+    assert encode_packet(packet) == frame

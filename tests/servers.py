@@ -1,0 +1,95 @@
+"""Real server processes for the tests: daphne on a loopback socket the test owns.
+
+The test binds and listens on a free port itself and hands the socket to
+daphne (``--fd``), so there is no port race and no readiness polling:
+connections made before daphne is up wait in the listen backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+class ServerProcess:
+    def __init__(self, settings: str, app: str = "project.asgi:application", log_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.app = app
+        self.log_path = (log_dir or ROOT / "tests" / "artifacts") / f"daphne-{os.getpid()}-{id(self)}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        self.port = listener.getsockname()[1]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings, "PYTHONUNBUFFERED": "1"}
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "daphne"), "--fd", str(listener.fileno()), self.app],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=[listener.fileno()],
+            )
+        listener.close()  # daphne holds its own copy
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = 5.0, since: int = 0) -> re.Match[str]:
+        """Wait until the server's log (from offset ``since``) matches ``pattern``."""
+        deadline = time.monotonic() + timeout
+        while (match := self._search(pattern, since, deadline)) is None:
+            time.sleep(0.02)
+        return match
+
+    async def await_log(self, pattern: str, timeout: float = 5.0, since: int = 0) -> re.Match[str]:  # noqa: ASYNC109
+        """``wait_for_log`` for async tests: the event loop keeps running while it waits."""
+        deadline = time.monotonic() + timeout
+        # another process's log file: there is no event to await, so it is read until it matches
+        while (match := self._search(pattern, since, deadline)) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        return match
+
+    def _search(self, pattern: str, since: int, deadline: float) -> re.Match[str] | None:
+        match = re.search(pattern, self.log()[since:])
+        if match:
+            return match
+        if time.monotonic() > deadline:
+            raise AssertionError(f"server log never matched {pattern!r}; log tail:\n{self.log()[-3000:]}")
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"server exited ({self.process.returncode}); log:\n{self.log()[-3000:]}")
+        return None
+
+    def mark(self) -> int:
+        """An offset into the log: pass it as ``since`` to look only at what comes after."""
+        return len(self.log())

@@ -1,0 +1,55 @@
+"""System checks reject bad REALTIME values with a clear message."""
+
+import pytest
+from django.core.checks import run_checks
+
+from realtime.conf import realtime_settings
+
+
+def ids(messages):
+    return sorted(m.id for m in messages if m.id and m.id.startswith("realtime."))
+
+
+def test_the_defaults_pass(settings):
+    settings.REALTIME = {}
+    assert ids(run_checks()) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("not a dict", ["realtime.E001"]),
+        ({"PING_INTERVAL": 0}, ["realtime.E002"]),
+        ({"PING_TIMEOUT": "20s"}, ["realtime.E002"]),
+        ({"MAX_PAYLOAD": True}, ["realtime.E002"]),
+        ({"TRANSPORTS": []}, ["realtime.E003"]),
+        ({"TRANSPORTS": ["polling", "flash"]}, ["realtime.E003"]),
+        ({"CORS_ALLOWED_ORIGINS": "*"}, ["realtime.E004"]),
+        ({"CORS_ALLOWED_ORIGINS": ["example.com"]}, ["realtime.E004"]),
+        ({"CORS_ALLOWED_ORIGINS": ["https://example.com/path"]}, ["realtime.E004"]),
+        ({"PATH": "/socket.io/"}, ["realtime.E005"]),
+        ({"PING_INTERVALL": 1000}, ["realtime.W001"]),
+    ],
+)
+def test_bad_values_are_reported(settings, value, expected):
+    settings.REALTIME = value
+    messages = run_checks()
+    assert ids(messages) == expected
+    assert all(m.msg for m in messages)
+
+
+def test_good_values_pass(settings):
+    settings.REALTIME = {
+        "TRANSPORTS": ["websocket"],
+        "CORS_ALLOWED_ORIGINS": ["https://example.com", "http://localhost:3000", "*"],
+        "PATH": "realtime/io",
+    }
+    assert ids(run_checks()) == []
+
+
+def test_settings_are_reread_when_overridden(settings):
+    settings.REALTIME = {"PING_INTERVAL": 1234}
+    assert realtime_settings()["PING_INTERVAL"] == 1234
+    assert realtime_settings()["PING_TIMEOUT"] == 20_000
+    settings.REALTIME = {"PING_INTERVAL": 4321}
+    assert realtime_settings()["PING_INTERVAL"] == 4321

@@ -11,7 +11,7 @@ from django.core.checks import Error, Warning, register
 from .conf import DEFAULTS
 
 KNOWN_TRANSPORTS = ("polling", "websocket")
-POSITIVE_INTS = ("PING_INTERVAL", "PING_TIMEOUT", "MAX_PAYLOAD", "UPGRADE_TIMEOUT")
+POSITIVE_INTS = ("PING_INTERVAL", "PING_TIMEOUT", "MAX_PAYLOAD", "UPGRADE_TIMEOUT", "CONNECT_TIMEOUT")
 
 
 @register()
@@ -26,6 +26,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         *_transports(merged["TRANSPORTS"]),
         *_origins(merged["CORS_ALLOWED_ORIGINS"]),
         *_path(merged["PATH"]),
+        *_imports(merged, "NAMESPACES"),
     ]
 
 
@@ -89,3 +90,30 @@ def _path(value: Any) -> list[Any]:
             )
         ]
     return []
+
+
+def _imports(merged: dict[str, Any], key: str) -> list[Any]:
+    value = merged[key]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        return [Error(f"REALTIME[{key!r}] must be a list of import strings.", id="realtime.E006")]
+    errors = []
+    for path in value:
+        try:
+            import_namespace_entry(path)
+        except ImportError as exc:
+            errors.append(
+                Error(f"REALTIME[{key!r}] names {path!r}, which cannot be imported: {exc}", id="realtime.E006")
+            )
+    return errors
+
+
+def import_namespace_entry(path: str) -> Any:
+    """A module path (imported for its @io.on handlers) or a dotted path to a Namespace class."""
+    from importlib import import_module
+
+    from django.utils.module_loading import import_string
+
+    try:
+        return import_module(path)
+    except ImportError:
+        return import_string(path)

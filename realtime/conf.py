@@ -29,9 +29,15 @@ DEFAULTS: dict[str, Any] = {
     "CORS_ALLOWED_ORIGINS": [],
     # How long a probe WebSocket may take to complete an upgrade, in ms.
     "UPGRADE_TIMEOUT": 10_000,
+    # How long a new connection may take to connect to a namespace, in ms.
+    "CONNECT_TIMEOUT": 45_000,
+    # Namespace classes (import strings), or modules whose @io.on(...)
+    # handlers should be registered. "/" exists even when nothing names it.
+    "NAMESPACES": [],
     # What receives the Engine.IO messages of a session: a callable taking
     # the Session and returning an object with on_open/on_message/on_close.
-    "HANDLER": "realtime.testing.EchoHandler",
+    # The Socket.IO server by default; realtime.testing.EchoHandler echoes.
+    "HANDLER": "realtime.server.Connection",
 }
 
 

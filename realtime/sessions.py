@@ -11,9 +11,10 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .protocol.engine import Connection, EngineConfig, PollAnswer, Transport
+from .protocol.engine import Connection, EngineConfig, PollAnswer, State, Transport
 from .protocol.engineio import CLOSE, Packet, PacketType, decode_packet, decode_payload, encode_packet
 from .protocol.errors import ProtocolError
 from .protocol.events import (
@@ -60,6 +61,19 @@ class PollSink(Protocol):
 HandlerFactory = Callable[["Session"], SessionHandler]
 
 
+@dataclass(frozen=True)
+class ClientRequest:
+    """The handshake request, as plain values: the consumer reads the ASGI scope, nobody else does."""
+
+    path: str
+    query_string: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    address: str
+    secure: bool
+    user: Any = None  # set when an outer ASGI middleware already resolved the user
+
+
 class Endpoint:
     """One Engine.IO URL: its configuration, its handler factory and its live sessions."""
 
@@ -77,9 +91,9 @@ class Endpoint:
         self.allowed_origins = allowed_origins
         self.sessions: dict[str, Session] = {}
 
-    def create(self, transport: Transport, scope: dict[str, Any]) -> Session:
+    def create(self, transport: Transport, request: ClientRequest) -> Session:
         sid = secrets.token_urlsafe(15)  # 120 random bits, 20 URL-safe characters
-        session = Session(self, sid, transport, scope)
+        session = Session(self, sid, transport, request)
         self.sessions[sid] = session
         return session
 
@@ -87,10 +101,10 @@ class Endpoint:
 class Session:
     """Carries out what the Connection decides, on whichever transport is attached."""
 
-    def __init__(self, endpoint: Endpoint, sid: str, transport: Transport, scope: dict[str, Any]) -> None:
+    def __init__(self, endpoint: Endpoint, sid: str, transport: Transport, request: ClientRequest) -> None:
         self.endpoint = endpoint
         self.sid = sid
-        self.scope = scope
+        self.request = request
         self._loop = asyncio.get_running_loop()
         self.conn = Connection(sid, endpoint.config, transport, self._loop.time())
         self.websocket: FrameSink | None = None
@@ -99,12 +113,24 @@ class Session:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ticking: asyncio.Task[None] | None = None
+        self._timers: list[asyncio.TimerHandle] = []
         self.handler = endpoint.handler_factory(self)
 
     # -- public seam for the layer above ---------------------------------
     async def send(self, data: str | bytes) -> None:
         """Send one Engine.IO message to the client."""
         await self.send_packet(Packet(PacketType.MESSAGE, data))
+
+    @property
+    def can_send_now(self) -> bool:
+        """Whether a packet would leave at once (volatile packets are dropped otherwise)."""
+        return self.conn.streaming or (self._poll is not None and self.conn.state is not State.UPGRADING)
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> asyncio.TimerHandle:
+        """A timer that dies with the session (the Socket.IO connect timeout uses it)."""
+        handle = self._loop.call_later(delay, callback)
+        self._timers.append(handle)
+        return handle
 
     async def close(self, reason: str = "forced close") -> None:
         """Close from the server side; the client is told with a close packet."""
@@ -261,6 +287,8 @@ class Session:
     async def _finish(self, reason: str) -> None:
         logger.debug("sid=%s closed: %s", self.sid, reason)
         self._cancel_timer()
+        for handle in self._timers:
+            handle.cancel()
         if self._poll is not None:
             sink, self._poll = self._poll, None
             await sink.deliver(self.conn.take_poll())

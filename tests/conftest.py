@@ -12,7 +12,7 @@ JS = ROOT / "tests" / "js"
 @pytest.fixture(scope="session")
 def server():
     """The project's ASGI app on daphne, with the fast heartbeat of tests/settings.py."""
-    process = ServerProcess("tests.settings").start()
+    process = ServerProcess("tests.settings", app="tests.asgi:application").start()
     yield process
     process.stop()
 

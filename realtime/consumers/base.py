@@ -10,7 +10,7 @@ from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 
 from ..protocol.http import Request
-from ..sessions import Endpoint
+from ..sessions import ClientRequest, Endpoint
 
 logger = logging.getLogger("realtime.engineio")
 
@@ -44,6 +44,25 @@ class EngineConsumer(AsyncConsumer):
             origin=origin.decode("latin-1") if origin is not None else None,
             host=host.decode("latin-1") if host is not None else None,
             websocket=websocket,
+        )
+
+    def client_request(self) -> ClientRequest:
+        """The handshake request as values for the Session (and the Socket.IO handshake)."""
+        scope = self.scope
+        headers: dict[str, str] = {}
+        for name, value in scope.get("headers", ()):
+            key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        client = scope.get("client") or ("", 0)
+        return ClientRequest(
+            path=scope.get("path", ""),
+            query_string=query_string,
+            query=dict(parse_qsl(query_string)),
+            headers=headers,
+            address=client[0],
+            secure=scope.get("scheme") in ("https", "wss"),
+            user=scope.get("user"),
         )
 
     def client_label(self) -> str:

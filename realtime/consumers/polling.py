@@ -79,7 +79,7 @@ class PollingConsumer(EngineConsumer):
             await self.post(session, body)
 
     async def handshake(self) -> None:
-        session = self.endpoint.create(Transport.POLLING, self.scope)
+        session = self.endpoint.create(Transport.POLLING, self.client_request())
         logger.debug("sid=%s opened over polling from %s", session.sid, self.client_label())
         open_packet = await session.start()
         await self.respond(200, encode_payload([open_packet]).encode(), TEXT)

@@ -43,7 +43,7 @@ class WebSocketConsumer(EngineConsumer):
             return
         await self.send({"type": "websocket.accept"})
         if sid is None:
-            self.session = self.endpoint.create(Transport.WEBSOCKET, self.scope)
+            self.session = self.endpoint.create(Transport.WEBSOCKET, self.client_request())
             logger.debug("sid=%s opened over websocket from %s", self.session.sid, self.client_label())
             await self.session.start(websocket=self)
             return

@@ -14,3 +14,4 @@ REALTIME = {
     "MAX_PAYLOAD": 1_000_000,
     "CORS_ALLOWED_ORIGINS": ["*"],
 }
+REALTIME["NAMESPACES"] = ["tests.conformance.sockets.Main", "tests.conformance.sockets.Custom"]

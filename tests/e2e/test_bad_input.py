@@ -7,7 +7,7 @@ import aiohttp
 import engineio
 import pytest
 
-PATH = "/socket.io/"
+PATH = "/engine.io/"
 
 
 async def open_polling(http, server):
@@ -33,7 +33,7 @@ async def bad_inputs(http, server):
         checks.append(("body over the limit", r.status, 413, rf"over MAX_PAYLOAD \(sid={sid}\)"))
 
     async with http.request("PATCH", f"{base}?EIO=4&transport=polling") as r:
-        checks.append(("wrong method", r.status, 400, r"PATCH /socket.io/ .* refused: Bad handshake method"))
+        checks.append(("wrong method", r.status, 400, r"PATCH /engine.io/ .* refused: Bad handshake method"))
 
     async with http.get(f"{base}?EIO=4&transport=polling&sid=doesnotexist") as r:
         checks.append(("unknown sid", r.status, 400, r"refused: Session ID unknown \(code 1, sid=doesnotexist\)"))
@@ -63,7 +63,7 @@ async def test_bad_input_is_answered_and_logged_while_a_good_client_keeps_talkin
     good = engineio.AsyncClient()
     echoes: asyncio.Queue = asyncio.Queue()
     good.on("message", echoes.put_nowait)
-    await good.connect(server.url, engineio_path="/socket.io/", transports=["websocket"])
+    await good.connect(server.url, engineio_path="/engine.io/", transports=["websocket"])
 
     stop = asyncio.Event()
     exchanged = 0

@@ -65,7 +65,7 @@ async def test_python_engineio_client_streams_1000_messages(server, transport):
         if len(received) == COUNT:
             done.set()
 
-    await client.connect(server.url, engineio_path="/socket.io/", transports=PYTHON_TRANSPORTS[transport])
+    await client.connect(server.url, engineio_path="/engine.io/", transports=PYTHON_TRANSPORTS[transport])
     try:
         sent = []
         for i in range(COUNT):
@@ -85,7 +85,7 @@ async def test_python_engineio_client_sees_server_pings(server, transport_name):
     client = engineio.AsyncClient()
     closed = asyncio.Event()
     client.on("disconnect", closed.set)
-    await client.connect(server.url, engineio_path="/socket.io/", transports=[transport_name])
+    await client.connect(server.url, engineio_path="/engine.io/", transports=[transport_name])
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(closed.wait(), 1.5)
     echoed = asyncio.Event()

@@ -6,7 +6,7 @@ import json
 import aiohttp
 import pytest
 
-PATH = "/socket.io/"
+PATH = "/engine.io/"
 
 
 async def handshake(http, server):

@@ -44,7 +44,7 @@ function finish(error) {
   process.exit(0);
 }
 
-const socket = new Socket(url, { path: "/socket.io/", ...transports });
+const socket = new Socket(url, { path: options.path ?? "/engine.io/", ...transports });
 let sent = 0;
 
 function pump() {

@@ -1,0 +1,181 @@
+"""Broadcasting: to rooms, to a namespace, except rooms or sockets; from handlers, views or tasks.
+
+A broadcast's Socket.IO packet is encoded once; each recipient only gets the
+frames written to its transport. Local sockets are served directly, and one
+message per room group carries the frames to the other processes (see
+rooms.py). ``aemit`` is the async entry point and ``emit`` its sync twin for
+views, signal receivers, Celery tasks and management commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import async_to_sync
+
+from .exceptions import AckTimeout
+from .node import node
+from .protocol import socketio
+from .protocol.engineio import Packet, PacketType
+from .rooms import group_name, local
+
+if TYPE_CHECKING:
+    from .namespaces import Socket
+
+Frames = list[Packet]
+
+
+def encode_frames(packet: socketio.Packet) -> Frames:
+    """A Socket.IO packet as the Engine.IO MESSAGE packets that carry it."""
+    return [Packet(PacketType.MESSAGE, part) for part in socketio.encode(packet)]
+
+
+def event_frames(namespace: str, event: str, args: Iterable[Any], ack_id: int | None = None) -> Frames:
+    return encode_frames(socketio.Packet(socketio.PacketType.EVENT, namespace, [event, *args], ack_id))
+
+
+def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class BroadcastOperator:
+    """Chainable target of a broadcast, as in Socket.IO: ``.to(room).except_(room).volatile.emit(...)``."""
+
+    namespace: str = "/"
+    rooms: tuple[str, ...] = ()
+    except_rooms: tuple[str, ...] = ()
+    except_ids: tuple[str, ...] = ()
+    is_volatile: bool = False
+    is_local: bool = False
+    ack_timeout: float | None = None
+    compressed: bool = field(default=True)
+
+    def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return replace(self, rooms=self.rooms + tuple(r for room in rooms for r in _names(room)))
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return replace(self, except_rooms=self.except_rooms + tuple(r for room in rooms for r in _names(room)))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """Dropped for clients whose transport cannot take it right now (a polling client between GETs)."""
+        return replace(self, is_volatile=True)
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """This process's sockets only."""
+        return replace(self, is_local=True)
+
+    def compress(self, value: bool = True) -> BroadcastOperator:
+        """Accepted for API parity; daphne negotiates no WebSocket compression, so it changes nothing."""
+        return replace(self, compressed=value)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """Collect acknowledgements for ``emit_with_ack`` for at most ``seconds``."""
+        return replace(self, ack_timeout=seconds)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        frames = event_frames(self.namespace, event, args)
+        targets = local.select(self.namespace, self.rooms, self.except_rooms, self.except_ids)
+        await _deliver(targets, frames, self.is_volatile, event, args)
+        if not self.is_local:
+            await self._publish(frames, event, args)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Every reached client's answer (one list element each), within ``timeout(...)``.
+
+        Raises ``AckTimeout`` when some client did not answer in time. Reaches
+        this process's sockets; other processes join in with the cluster work.
+        """
+        if self.ack_timeout is None:
+            raise ValueError("call .timeout(seconds) before emit_with_ack on a broadcast")
+        targets = local.select(self.namespace, self.rooms, self.except_rooms, self.except_ids)
+        calls = [asyncio.ensure_future(s.emit_with_ack(event, *args, timeout=self.ack_timeout)) for s in targets]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        if any(isinstance(r, AckTimeout) for r in results):
+            raise AckTimeout(f"{sum(isinstance(r, AckTimeout) for r in results)} of {len(results)} clients did not ack")
+        return [r for r in results if not isinstance(r, BaseException)]
+
+    async def _publish(self, frames: Frames, event: str, args: tuple[Any, ...]) -> None:
+        if not node.clustered:
+            return
+        message = {
+            "type": "realtime.broadcast",
+            "ns": self.namespace,
+            "rooms": list(self.rooms),
+            "except_rooms": list(self.except_rooms),
+            "except_ids": list(self.except_ids),
+            "volatile": self.is_volatile,
+            "event": event,
+            "args": list(args),
+            "frames": [p.data for p in frames],
+        }
+        if not self.rooms:
+            await node.publish(group_name(self.namespace), {**message, "via": None})
+        for room in dict.fromkeys(self.rooms):
+            await node.publish(group_name(self.namespace, room), {**message, "via": room})
+
+
+async def _deliver(targets: list[Socket], frames: Frames, volatile: bool, event: str, args: tuple[Any, ...]) -> None:
+    for socket in targets:
+        await socket.send_frames(frames, volatile=volatile, event=event, args=args)
+
+
+async def _receive_broadcast(message: dict[str, Any]) -> None:
+    """A broadcast from another process: serve the local sockets it reaches through ``via``.
+
+    A socket in several of the target rooms gets the broadcast only through
+    the first of them in the list, so it is delivered exactly once.
+    """
+    namespace, via, rooms = message["ns"], message["via"], message["rooms"]
+    if via is None:
+        targets = local.select(namespace, (), message["except_rooms"], message["except_ids"])
+    else:
+        earlier = rooms[: rooms.index(via)]
+        targets = [
+            s
+            for s in local.select(namespace, (via,), message["except_rooms"], message["except_ids"])
+            if not any(room in s.rooms for room in earlier)
+        ]
+    frames = [Packet(PacketType.MESSAGE, data) for data in message["frames"]]
+    await _deliver(targets, frames, message["volatile"], message["event"], tuple(message["args"]))
+
+
+node.on("realtime.broadcast", _receive_broadcast)
+
+
+async def aemit(
+    event: str,
+    *args: Any,
+    to: str | Iterable[str] | None = None,
+    except_: str | Iterable[str] | None = None,
+    namespace: str = "/",
+    volatile: bool = False,
+    local: bool = False,
+) -> None:
+    """Emit ``event`` to every socket in ``to`` (a room, a socket id, or several; all when None)."""
+    operator = BroadcastOperator(namespace, _names(to), _names(except_), is_volatile=volatile, is_local=local)
+    await operator.emit(event, *args)
+
+
+def emit(
+    event: str,
+    *args: Any,
+    to: str | Iterable[str] | None = None,
+    except_: str | Iterable[str] | None = None,
+    namespace: str = "/",
+    volatile: bool = False,
+    local: bool = False,
+) -> None:
+    """Sync twin of ``aemit`` for views, signal receivers, Celery tasks and management commands."""
+    async_to_sync(aemit)(event, *args, to=to, except_=except_, namespace=namespace, volatile=volatile, local=local)

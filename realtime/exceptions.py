@@ -1,0 +1,34 @@
+"""Exceptions a Django developer raises or catches when using realtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConnectionRefused(Exception):
+    """Raise from ``on_connect`` or a connect middleware to refuse a namespace connection.
+
+    The client receives CONNECT_ERROR with ``message`` and, when given,
+    ``data`` (``socket.on("connect_error", err => err.message, err.data)``).
+    """
+
+    def __init__(self, message: str = "Not authorized", data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class EventRefused(Exception):
+    """Raise from a packet middleware to drop an incoming event.
+
+    When the client asked for an acknowledgement it receives ``{"error": message}``
+    as the ack's single argument, so its callback is not left waiting.
+    """
+
+    def __init__(self, message: str = "refused") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AckTimeout(TimeoutError):
+    """The client did not acknowledge an ``emit_with_ack`` within its timeout."""

@@ -1,0 +1,295 @@
+"""The Namespace base class and the Socket handle: what a Django developer writes against.
+
+A namespace is a class (like a view); the socket plays the part of the
+request; a handler's return value is the acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .emit import BroadcastOperator, Frames, encode_frames, event_frames
+from .exceptions import AckTimeout
+from .node import node
+from .protocol import socketio
+from .rooms import group_name, local
+
+if TYPE_CHECKING:
+    from .server import Connection
+
+NamespaceMatcher = str | re.Pattern[str] | Callable[[str], bool]
+
+
+def event(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a Namespace method as the handler of ``name`` (for names that are not identifiers)."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn._realtime_event = name  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+HOOKS = frozenset({"on_connect", "on_disconnect", "on_any", "on_any_outgoing"})
+
+
+class Namespace:
+    """Subclass it, set ``namespace``, and write ``on_<event>(self, socket, *args)`` handlers.
+
+    ``namespace`` is a name ("/chat"), a compiled regex, or a callable taking
+    the requested name: the last two make a dynamic namespace, and each name
+    a client connects to (``/team-42``) gets its own instance.
+    """
+
+    namespace: ClassVar[NamespaceMatcher] = "/"
+    # Run in order before on_connect: f(socket, auth), sync or async; raise ConnectionRefused to refuse.
+    middleware: ClassVar[Sequence[Callable[..., Any]]] = ()
+    # Run in order before every incoming event: f(socket, event, args); return False to drop it,
+    # raise EventRefused to drop it and tell the client (when it asked for an ack).
+    packet_middleware: ClassVar[Sequence[Callable[..., Any]]] = ()
+    _events: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        events: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                if attr.startswith("on_") and attr not in HOOKS and callable(value):
+                    events[attr[3:]] = attr
+                name = getattr(value, "_realtime_event", None)
+                if name is not None:
+                    events[name] = attr
+        cls._events = events
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    def matches(cls, name: str) -> bool:
+        pattern = cls.namespace
+        if isinstance(pattern, str):
+            return pattern == name
+        if isinstance(pattern, re.Pattern):
+            return pattern.fullmatch(name) is not None
+        return bool(pattern(name))
+
+    @classmethod
+    def is_dynamic(cls) -> bool:
+        return not isinstance(cls.namespace, str)
+
+    def handler(self, event_name: str) -> Callable[..., Any] | None:
+        attr = self._events.get(event_name)
+        return getattr(self, attr) if attr is not None else None
+
+    # -- hooks (override) -------------------------------------------------
+    async def on_connect(self, socket: Socket, auth: dict[str, Any]) -> None:
+        """Accept by returning; refuse by raising ConnectionRefused(message, data)."""
+
+    async def on_disconnect(self, socket: Socket, reason: str) -> None:
+        """``reason`` is Socket.IO's: client namespace disconnect, transport close, ping timeout, ..."""
+
+    # -- broadcasting -------------------------------------------------------
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        return BroadcastOperator(self.name)
+
+    def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.broadcast.to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.broadcast.except_(*rooms)
+
+    async def emit(self, event_name: str, *args: Any) -> None:
+        await self.broadcast.emit(event_name, *args)
+
+    @property
+    def sockets(self) -> dict[str, Socket]:
+        """This process's sockets in the namespace, by id."""
+        return dict(local.sockets.get(self.name, {}))
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What the client's first request carried, as Socket.IO's ``socket.handshake``."""
+
+    headers: dict[str, str]
+    query: dict[str, str]
+    address: str
+    auth: dict[str, Any]
+    time: datetime
+    url: str
+    secure: bool = False
+    issued: float = field(default=0.0)
+
+
+class Socket:
+    """One client connected to one namespace."""
+
+    def __init__(self, connection: Connection, nsp: Namespace, handshake: Handshake, user: Any) -> None:
+        self.id = secrets.token_urlsafe(15)
+        self.connection = connection
+        self.nsp = nsp
+        self.namespace = nsp.name
+        self.handshake = handshake
+        self.user = user
+        self.data: dict[str, Any] = {}
+        self.rooms: set[str] = set()
+        self.connected = False
+        self.packet_middleware: list[Callable[..., Any]] = list(nsp.packet_middleware)
+        self.any_listeners: list[Callable[..., Any]] = []
+        self.any_outgoing_listeners: list[Callable[..., Any]] = []
+        self._held: list[Frames] | None = []  # frames emitted during on_connect, sent after CONNECT
+        self._acks: dict[int, asyncio.Future[list[Any]]] = {}
+        self._next_ack = 0
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} {self.namespace}>"
+
+    # -- sending ------------------------------------------------------------
+    async def emit(self, event_name: str, *args: Any) -> None:
+        """Send an event to this client."""
+        if socketio.is_reserved_event(event_name):
+            raise ValueError(f"{event_name!r} is a reserved event name")
+        await self.send_frames(event_frames(self.namespace, event_name, args), event=event_name, args=args)
+
+    async def emit_with_ack(self, event_name: str, *args: Any, timeout: float = 5.0) -> Any:
+        """Send an event and return the client's answer (its single argument, or a list of several)."""
+        ack_id = self._next_ack
+        self._next_ack += 1
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._acks[ack_id] = future
+        try:
+            await self.send_frames(event_frames(self.namespace, event_name, args, ack_id), event=event_name, args=args)
+            answer = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise AckTimeout(f"{self} did not acknowledge {event_name!r} within {timeout} s") from None
+        finally:
+            self._acks.pop(ack_id, None)
+        return answer[0] if len(answer) == 1 else answer
+
+    async def send_frames(self, frames: Frames, *, volatile: bool = False, event: str = "", args: Any = ()) -> None:
+        """Write already-encoded frames; the broadcast path calls this once per recipient."""
+        if self._held is not None:
+            self._held.append(frames)
+            return
+        if not self.connected:
+            return
+        session = self.connection.session
+        if volatile and not session.can_send_now:
+            return
+        for listener in self.any_outgoing_listeners:
+            listener(event, *args)
+        for frame in frames:
+            await session.send_packet(frame)
+
+    async def send_packet(self, packet: socketio.Packet) -> None:
+        await self.send_frames(encode_frames(packet))
+
+    # -- rooms --------------------------------------------------------------
+    async def join(self, *rooms: str | Iterable[str]) -> None:
+        for room in _flatten(rooms):
+            if room in self.rooms:
+                continue
+            self.rooms.add(room)
+            if local.add(self, room):
+                await node.join(group_name(self.namespace, room))
+
+    async def leave(self, *rooms: str | Iterable[str]) -> None:
+        for room in _flatten(rooms):
+            if room not in self.rooms:
+                continue
+            self.rooms.discard(room)
+            if local.discard(self, room):
+                await node.leave(group_name(self.namespace, room))
+
+    # -- broadcasting from this socket (the sender is left out) ---------------
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        return BroadcastOperator(self.namespace, except_ids=(self.id,))
+
+    def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.broadcast.to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        return self.broadcast.except_(*rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """``socket.volatile.emit(...)``: to this client only, dropped if it cannot take it now."""
+        return BroadcastOperator(self.namespace, rooms=(self.id,), is_volatile=True, is_local=True)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self.broadcast.timeout(seconds)
+
+    # -- listeners ------------------------------------------------------------
+    def use(self, middleware: Callable[..., Any]) -> None:
+        """Add a packet middleware for this socket: f(socket, event, args)."""
+        self.packet_middleware.append(middleware)
+
+    def on_any(self, listener: Callable[..., Any]) -> None:
+        """Call ``listener(event, *args)`` for every incoming event."""
+        self.any_listeners.append(listener)
+
+    def on_any_outgoing(self, listener: Callable[..., Any]) -> None:
+        """Call ``listener(event, *args)`` for every event sent to this client."""
+        self.any_outgoing_listeners.append(listener)
+
+    # -- ending ---------------------------------------------------------------
+    async def disconnect(self, close: bool = False) -> None:
+        """Disconnect from this namespace (the client sees ``io server disconnect``); ``close`` ends the session."""
+        if self.connected:
+            await self.send_packet(socketio.Packet(socketio.PacketType.DISCONNECT, self.namespace))
+            await self.connection.socket_closed(self, "server namespace disconnect")
+        if close:
+            await self.connection.session.close("forced close")
+
+    # -- called by the server -------------------------------------------------
+    async def opened(self) -> None:
+        """CONNECT accepted: register, join the own room, then release what on_connect emitted."""
+        held, self._held = self._held or [], None
+        self.connected = True
+        if local.add_socket(self):
+            await node.join(group_name(self.namespace))
+        await self.join(self.id)
+        await self.send_packet(socketio.Packet(socketio.PacketType.CONNECT, self.namespace, {"sid": self.id}))
+        for frames in held:
+            await self.send_frames(frames)
+
+    async def closed(self) -> None:
+        """Forget the socket everywhere: rooms, groups, pending acks."""
+        self.connected = False
+        emptied, namespace_empty = local.remove_socket(self)
+        for room in emptied:
+            await node.leave(group_name(self.namespace, room))
+        if namespace_empty:
+            await node.leave(group_name(self.namespace))
+        self.rooms.clear()
+        for future in self._acks.values():
+            if not future.done():
+                future.set_exception(AckTimeout(f"{self} disconnected before acknowledging"))
+
+    def acked(self, ack_id: int | None, args: list[Any]) -> None:
+        future = self._acks.get(ack_id) if ack_id is not None else None
+        if future is not None and not future.done():
+            future.set_result(args)
+
+
+def _flatten(rooms: Iterable[str | Iterable[str]]) -> list[str]:
+    out: list[str] = []
+    for room in rooms:
+        out.extend([room] if isinstance(room, str) else room)
+    return out
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

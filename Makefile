@@ -5,16 +5,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
+# Debian's Chromium, which tests/e2e/test_browser.py drives through playwright-core.
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test setup lint pytest conformance-server clean
+.PHONY: run test setup chromium lint pytest conformance-server clean
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/daphne -b 127.0.0.1 -p 8000 project.asgi:application
 
-test: setup lint pytest
+test: setup chromium lint pytest
 
-setup: $(VENV)/.installed node_modules/.installed static/vendor/engine.io.min.js
+setup: $(VENV)/.installed node_modules/.installed static/vendor/socket.io.min.js
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,14 +28,24 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-static/vendor/engine.io.min.js: node_modules/.installed
+# The demo page's client: the official socket.io-client browser bundle (never committed).
+static/vendor/socket.io.min.js: node_modules/.installed
 	mkdir -p static/vendor
-	cp node_modules/engine.io-client/dist/engine.io.min.js $@
+	cp node_modules/socket.io-client/dist/socket.io.min.js $@
+
+# Only the tests need a browser; `make run` does not.
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "make: $@ is missing; installing Debian's chromium with apt-get (needs root)"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	test -x $@
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-pytest: setup
+pytest: setup chromium
 	$(BIN)/python -m pytest
 
 # The public Engine.IO conformance suite (socketio/engine.io-protocol, test-suite/)

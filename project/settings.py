@@ -96,6 +96,8 @@ REALTIME = {
     "PING_INTERVAL": 25_000,
     "PING_TIMEOUT": 20_000,
     "MAX_PAYLOAD": 1_000_000,
+    # The demo chat at / (project/sockets.py).
+    "NAMESPACES": ["project.sockets.Chat"],
 }
 
 LOGGING = {

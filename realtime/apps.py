@@ -7,6 +7,6 @@ class RealtimeConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  registers the system checks
-        from .consumers.daphne import allow_rfc6455_close_codes
+        from .consumers.daphne import patch_daphne
 
-        allow_rfc6455_close_codes()
+        patch_daphne()

@@ -185,8 +185,9 @@ class Socket:
         session = self.connection.session
         if volatile and not session.can_send_now:
             return
-        for listener in self.any_outgoing_listeners:
-            listener(event, *args)
+        if event:
+            for listener in self.any_outgoing_listeners:
+                listener(event, *args)
         for frame in frames:
             await session.send_packet(frame)
 

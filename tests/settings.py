@@ -10,7 +10,12 @@ REALTIME = {
     "MAX_PAYLOAD": 1_000_000,
     "UPGRADE_TIMEOUT": 2_000,
     "CORS_ALLOWED_ORIGINS": ["http://allowed.example"],
+    "CONNECT_TIMEOUT": 1_000,
+    "NAMESPACES": ["tests.sockets.Main", "tests.sockets.Refusing", "tests.sockets.Guarded", "tests.sockets.Teams",
+                   "tests.sockets.CatchAll", "tests.sockets"],
 }
+# The demo chat at /chat, which tests/e2e/test_browser.py drives in Chromium.
+REALTIME["NAMESPACES"] = [*REALTIME.get("NAMESPACES", []), "project.sockets.Chat"]
 
 LOGGING = {
     "version": 1,
@@ -21,5 +26,6 @@ LOGGING = {
         # Session lifecycle at DEBUG so tests can read close reasons; packets stay quiet.
         "realtime": {"handlers": ["console"], "level": "DEBUG", "propagate": False},
         "realtime.engineio.packets": {"level": "INFO"},
+        "realtime.socketio.packets": {"level": "INFO"},
     },
 }

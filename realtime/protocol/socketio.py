@@ -7,16 +7,21 @@ Wire rules (socket.io-protocol, v5):
   value is replaced by ``{"_placeholder":true,"num":N}``, numbered depth first, and travels as the
   N-th binary frame after the text frame.
 
-Decoding keeps the type that was on the wire: a packet that arrived as ``5...`` or ``6...`` decodes
-as BINARY_EVENT or BINARY_ACK, never as EVENT or ACK. So re-encoding a decoded packet gives back
-the frames it came from, and ``decode(encode(p)) == p`` for every valid packet except that an
-EVENT or ACK whose data holds bytes comes back as its BINARY_* twin (with bytearray and memoryview
-values as bytes). Callers dispatch EVENT and BINARY_EVENT alike, and ACK and BINARY_ACK alike.
+Decoding keeps the type that was on the wire: a packet sent as ``5...`` or ``6...`` decodes as
+BINARY_EVENT or BINARY_ACK, and its data holds bytes (unless the peer sent attachments that no
+placeholder names). Encoding picks the type from the data instead, since a binary packet must carry
+at least one attachment (Node's socket.io-parser refuses ``50-``): an EVENT or ACK with bytes goes out
+as BINARY_*, a BINARY_* without bytes as EVENT or ACK. So ``decode(encode(p)) == p`` for every valid
+packet whose type matches its data; otherwise only the type comes back as its twin (and bytearray or
+memoryview values as bytes). Callers dispatch EVENT and BINARY_EVENT alike, and ACK and BINARY_ACK
+alike.
 
-The decoder is stricter than Node's socket.io-parser where Node lets a packet through that no
-client sends and the server could only misread: an EVENT, ACK or CONNECT_ERROR without a payload,
-an ack id on a packet that cannot be acknowledged, an ack id or count a JavaScript peer cannot
-hold exactly, NaN or Infinity.
+The decoder follows socket.io-parser 4.2, including its cap of 10 attachments per packet (which the
+JavaScript client applies to what we send it, too). It is stricter where Node lets through a packet
+that no client sends and the server could only misread: an EVENT, ACK or CONNECT_ERROR without a
+payload, an ACK without an id, an ack id on any other packet than EVENT or ACK, an event name that
+is not a string, an ack id a JavaScript peer cannot hold exactly, and numbers past the float range.
+Reserved event names are left to the server (``is_reserved_event``): Node's parser refuses them.
 """
 
 from __future__ import annotations
@@ -50,11 +55,16 @@ _AS_BINARY = {
     PacketType.BINARY_EVENT: PacketType.BINARY_EVENT,
     PacketType.BINARY_ACK: PacketType.BINARY_ACK,
 }
+# ...and the type a BINARY_* packet without bytes takes on, since "50-" is not a valid packet.
+_AS_TEXT = {PacketType.BINARY_EVENT: PacketType.EVENT, PacketType.BINARY_ACK: PacketType.ACK}
 _BINARY_TYPES = frozenset({PacketType.BINARY_EVENT, PacketType.BINARY_ACK})
 _ACK_TYPES = frozenset({PacketType.ACK, PacketType.BINARY_ACK})
 _WITH_ACK_ID = frozenset(_AS_BINARY)  # only events ask for an ack, and only acks answer one
 _BINARY_VALUES = (bytes, bytearray, memoryview)
 _DIGITS = re.compile(r"[0-9]*")  # ASCII only: str.isdigit() would take "٣" or "²" as a digit
+
+# socket.io-parser's default, and what the JavaScript client accepts from us.
+MAX_ATTACHMENTS = 10
 
 # Number.MAX_SAFE_INTEGER: the largest ack id a JavaScript peer holds exactly, so an ack can come back
 # with the id it was asked for. Capping the digits first also keeps int() clear of its 4300-digit limit.
@@ -90,7 +100,9 @@ def encode(packet: Packet) -> list[str | bytes]:
 
     Bytes, bytearray or memoryview values anywhere in the data of an EVENT or ACK (nested in lists,
     tuples and dicts at any depth) make it a BINARY_EVENT or BINARY_ACK: each value is replaced by
-    ``{"_placeholder":true,"num":N}`` in depth-first order and sent as attachment N. The JSON is
+    ``{"_placeholder":true,"num":N}`` in depth-first order and sent as attachment N; a BINARY_* packet
+    without bytes goes out as EVENT or ACK. More than ``MAX_ATTACHMENTS`` attachments are sent, but a
+    JavaScript client will refuse them. The JSON is
     compact, non-ASCII text is written as is, and dict keys keep their order. A packet the decoder
     could not read back (a namespace without a leading ``/`` or with a comma, an ack id out of
     range, NaN, bytes in a packet that cannot carry them) is a bug in the caller: ``ValueError``.
@@ -99,10 +111,12 @@ def encode(packet: Packet) -> list[str | bytes]:
     attachments: list[bytes] = []
     data = _deconstruct(packet.data, attachments) if _has_binary(packet.data) else packet.data
     packet_type = packet.type
-    if attachments or packet_type in _BINARY_TYPES:
+    if attachments:
         if packet_type not in _AS_BINARY:
             raise ValueError(f"a {packet_type.name} packet cannot carry binary data")
         packet_type = _AS_BINARY[packet_type]
+    else:
+        packet_type = _AS_TEXT.get(packet_type, packet_type)
     frames: list[str | bytes] = [_header(packet_type, packet, attachments) + _dumps(data)]
     frames.extend(attachments)
     return frames
@@ -164,9 +178,11 @@ class Decoder:
     expected to close the connection anyway ("parse error").
     """
 
-    __slots__ = ("_attachments", "_expected", "_pending")
+    __slots__ = ("_attachments", "_expected", "_max_attachments", "_pending")
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_attachments: int = MAX_ATTACHMENTS) -> None:
+        # The cap bounds what one packet can make us buffer: each attachment may be a whole maxPayload.
+        self._max_attachments = max_attachments
         self._pending: Packet | None = None
         self._expected = 0
         self._attachments: list[bytes] = []
@@ -188,7 +204,7 @@ class Decoder:
         if self._pending is not None:
             self._reset()
             raise ProtocolError("text frame while binary attachments are outstanding")
-        packet, expected = _decode_text(frame)
+        packet, expected = _decode_text(frame, self._max_attachments)
         if packet.type not in _BINARY_TYPES:
             return packet
         self._pending, self._expected = packet, expected
@@ -216,14 +232,14 @@ class Decoder:
         self._pending, self._expected, self._attachments = None, 0, []
 
 
-def _decode_text(frame: str) -> tuple[Packet, int]:
+def _decode_text(frame: str, max_attachments: int) -> tuple[Packet, int]:
     """The packet in a text frame (placeholders still in place) and how many attachments follow it."""
     packet_type = _TYPES.get(frame[:1])
     if packet_type is None:
         raise ProtocolError(f"unknown packet type {frame[:1]!r}")
     expected, position = 0, 1
     if packet_type in _BINARY_TYPES:
-        expected, position = _attachment_count(frame, position)
+        expected, position = _attachment_count(frame, position, max_attachments)
     namespace, position = _namespace(frame, position)
     ack_id, position = _ack_id(frame, position)
     payload = frame[position:]
@@ -233,12 +249,15 @@ def _decode_text(frame: str) -> tuple[Packet, int]:
     return packet, expected
 
 
-def _attachment_count(frame: str, position: int) -> tuple[int, int]:
-    # A binary packet must say how many attachments follow: "51-", never "5-" or "51".
+def _attachment_count(frame: str, position: int, max_attachments: int) -> tuple[int, int]:
+    # A binary packet must say how many attachments follow: "51-", never "5-", "51" or "50-".
     end = frame.find("-", position)
     if end == -1:
         raise ProtocolError("binary packet without an attachment count")
-    return _integer(frame[position:end], "attachment count"), end + 1
+    count = _integer(frame[position:end], "attachment count")
+    if not 1 <= count <= max_attachments:
+        raise ProtocolError(f"binary packet with {count} attachments, not 1 to {max_attachments}")
+    return count, end + 1
 
 
 def _namespace(frame: str, position: int) -> tuple[str, int]:

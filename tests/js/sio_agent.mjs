@@ -1,0 +1,102 @@
+// A socket.io-client@4 process driven from Python over stdin/stdout, one JSON object per line.
+//
+// Python sends commands {"id": N, "cmd": ..., ...}; the agent answers {"id": N, "result": ...}
+// or {"id": N, "error": "..."}. Everything a socket observes is streamed as
+// {"socket": NAME, "event": ..., "args": [...]}. Bytes travel as {"$bin": "<base64>"}.
+import { io } from "socket.io-client";
+import { createInterface } from "node:readline";
+
+const sockets = new Map();
+
+function out(message) {
+  process.stdout.write(JSON.stringify(message, encode) + "\n");
+}
+
+function encode(key, value) {
+  if (value instanceof ArrayBuffer) return { $bin: Buffer.from(value).toString("base64") };
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    return { $bin: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64") };
+  }
+  if (value && value.type === "Buffer" && Array.isArray(value.data)) {
+    return { $bin: Buffer.from(value.data).toString("base64") };
+  }
+  return value;
+}
+
+function decode(value) {
+  if (Array.isArray(value)) return value.map(decode);
+  if (value && typeof value === "object") {
+    if (typeof value.$bin === "string" && Object.keys(value).length === 1) return Buffer.from(value.$bin, "base64");
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decode(v)]));
+  }
+  return value;
+}
+
+function open(name, url, options) {
+  const socket = io(url, { forceNew: true, reconnection: false, ...options });
+  sockets.set(name, socket);
+  const emitEvent = (event, args) => out({ socket: name, event, args });
+  socket.on("connect", () => emitEvent("connect", [socket.id, socket.io.engine.transport.name]));
+  socket.on("connect_error", (err) => emitEvent("connect_error", [err.message, err.data ?? null]));
+  socket.on("disconnect", (reason) => emitEvent("disconnect", [reason]));
+  socket.io.engine?.on?.("upgrade", (t) => emitEvent("upgrade", [t.name]));
+  socket.io.on("open", () => socket.io.engine.on("upgrade", (t) => emitEvent("upgrade", [t.name])));
+  socket.onAny((event, ...args) => {
+    if (typeof args[args.length - 1] === "function") args.pop();
+    emitEvent("event", [event, ...args]);
+  });
+  return socket;
+}
+
+async function handle(command) {
+  const socket = sockets.get(command.socket);
+  switch (command.cmd) {
+    case "open":
+      open(command.socket, command.url, command.options ?? {});
+      return null;
+    case "emit":
+      socket.emit(command.event, ...decode(command.args ?? []));
+      return null;
+    case "emitWithAck":
+      // every argument of the acknowledgement, as an array
+      return await new Promise((resolve, reject) => {
+        socket.timeout(command.timeout ?? 5000).emit(command.event, ...decode(command.args ?? []), (err, ...answer) => {
+          if (err) reject(err);
+          else resolve(answer);
+        });
+      });
+    case "reply":
+      // answer the server's emit_with_ack for this event with fixed arguments
+      socket.on(command.event, (...args) => {
+        const callback = args.pop();
+        if (typeof callback === "function") callback(...decode(command.with ?? []));
+      });
+      return null;
+    case "silent":
+      // receive this event but never call its ack callback
+      socket.on(command.event, () => {});
+      return null;
+    case "disconnect":
+      socket.disconnect();
+      return null;
+    case "state":
+      return { id: socket.id ?? null, connected: socket.connected, transport: socket.io.engine?.transport?.name ?? null };
+    case "exit":
+      for (const s of sockets.values()) s.disconnect();
+      setImmediate(() => process.exit(0));
+      return null;
+    default:
+      throw new Error(`unknown command ${command.cmd}`);
+  }
+}
+
+const lines = createInterface({ input: process.stdin });
+lines.on("line", async (line) => {
+  const command = JSON.parse(line);
+  try {
+    out({ id: command.id, result: (await handle(command)) ?? null });
+  } catch (err) {
+    out({ id: command.id, error: String(err?.message ?? err) });
+  }
+});
+lines.on("close", () => process.exit(0));

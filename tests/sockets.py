@@ -1,0 +1,178 @@
+"""Namespaces the end-to-end tests drive (registered by tests/settings.py)."""
+
+import re
+
+from django.dispatch import receiver
+
+from realtime import AckTimeout, ConnectionRefused, EventRefused, Namespace, event, io
+from realtime.signals import client_connected, client_disconnected
+
+# socket id -> reason, as on_disconnect saw it; socket id -> (namespace, event) as the signals saw them
+DISCONNECTS: dict[str, str] = {}
+SIGNALS: dict[str, list[str]] = {}
+
+
+@receiver(client_connected)
+def _connected(sender, socket, **kwargs):
+    SIGNALS.setdefault(socket.id, []).append(f"connected {socket.namespace}")
+
+
+@receiver(client_disconnected)
+async def _disconnected(sender, socket, reason, **kwargs):
+    SIGNALS.setdefault(socket.id, []).append(f"disconnected {reason}")
+
+
+class Main(Namespace):
+    namespace = "/"
+
+    async def on_connect(self, socket, auth):
+        socket.data["auth"] = auth
+        await socket.emit("welcome", auth)
+
+    async def on_disconnect(self, socket, reason):
+        DISCONNECTS[socket.id] = reason
+
+    async def on_echo(self, socket, *args):
+        return args
+
+    @event("echo-event")
+    async def echo_event(self, socket, *args):
+        await socket.emit("echo-event", *args)
+
+    def on_sync_echo(self, socket, *args):
+        socket.emit("from-sync", *args)  # a def handler gets a socket whose methods block
+        return args
+
+    async def on_join(self, socket, *rooms):
+        await socket.join(*rooms)
+        return sorted(socket.rooms - {socket.id})
+
+    async def on_leave(self, socket, *rooms):
+        await socket.leave(*rooms)
+        return sorted(socket.rooms - {socket.id})
+
+    async def on_broadcast(self, socket, spec):
+        """spec: to, except, volatile, local, include_self, event, args."""
+        target = self.broadcast if spec.get("include_self") else socket.broadcast
+        if spec.get("to"):
+            target = target.to(*spec["to"])
+        if spec.get("except"):
+            target = target.except_(*spec["except"])
+        if spec.get("volatile"):
+            target = target.volatile
+        if spec.get("local"):
+            target = target.local
+        await target.emit(spec["event"], *spec.get("args", []))
+        return "sent"
+
+    async def on_ask(self, socket, timeout, *args):
+        try:
+            return {"answer": await socket.emit_with_ack("question", *args, timeout=timeout)}
+        except AckTimeout:
+            return {"timeout": True}
+
+    @event("ask-room")
+    async def ask_room(self, socket, room, timeout):
+        try:
+            return {"answers": await self.to(room).timeout(timeout).emit_with_ack("question")}
+        except AckTimeout as exc:
+            return {"timeout": str(exc)}
+
+    @event("disconnect-me")
+    async def disconnect_me(self, socket, close=False):
+        await socket.disconnect(close=close)
+
+    async def on_boom(self, socket):
+        raise RuntimeError("boom from a handler")
+
+    async def on_whoami(self, socket):
+        h = socket.handshake
+        return {
+            "id": socket.id,
+            "namespace": socket.namespace,
+            "rooms": sorted(socket.rooms),
+            "data": socket.data,
+            "user": str(socket.user),
+            "handshake": {"query": h.query, "address": h.address, "auth": h.auth, "has_host": "host" in h.headers},
+        }
+
+    @event("disconnect-reason")
+    async def disconnect_reason(self, socket, socket_id):
+        return DISCONNECTS.get(socket_id), SIGNALS.get(socket_id, [])
+
+    @event("emit-reserved")
+    async def emit_reserved(self, socket):
+        try:
+            await socket.emit("disconnect")
+        except ValueError as exc:
+            return str(exc)
+
+
+class Refusing(Namespace):
+    namespace = "/refuse"
+
+    async def on_connect(self, socket, auth):
+        if auth.get("token") != "good":
+            raise ConnectionRefused("Not authorized", {"reason": "bad token", "got": auth.get("token")})
+
+
+def require_key(socket, auth):
+    if auth.get("key") != "k":
+        raise ConnectionRefused("missing key")
+    socket.data["checked"] = True
+
+
+async def drop_forbidden(socket, event_name, args):
+    if event_name == "forbidden":
+        return False
+    if event_name == "refused":
+        raise EventRefused("not allowed here")
+    return None
+
+
+class Guarded(Namespace):
+    namespace = "/guarded"
+    middleware = [require_key]
+    packet_middleware = [drop_forbidden]
+
+    async def on_echo(self, socket, *args):
+        return socket.data.get("checked"), *args
+
+    async def on_forbidden(self, socket):
+        return "should never run"
+
+    async def on_refused(self, socket):
+        return "should never run"
+
+
+class Teams(Namespace):
+    namespace = re.compile(r"/team-\d+")
+
+    async def on_connect(self, socket, auth):
+        await socket.emit("team", self.name)
+
+    async def on_shout(self, socket, text):
+        await self.emit("shout", self.name, text)
+
+
+class CatchAll(Namespace):
+    namespace = "/any"
+
+    async def on_any(self, socket, event_name, *args):
+        await socket.emit("seen", event_name, *args)
+
+    async def on_connect(self, socket, auth):
+        socket.on_any_outgoing(lambda event_name, *args: socket.data.setdefault("out", []).append(event_name))
+
+    async def on_outgoing(self, socket):
+        return socket.data.get("out", [])
+
+
+@io.on("connect", namespace="/decorated")
+async def decorated_connect(socket, auth):
+    await socket.emit("hello", "from a decorator")
+
+
+@io.on("double", namespace="/decorated")
+def decorated_double(socket, number):
+    return number * 2

@@ -72,7 +72,7 @@ class ServerProcess:
             time.sleep(0.02)
         return match
 
-    async def await_log(self, pattern: str, timeout: float = 5.0, since: int = 0) -> re.Match[str]:  # noqa: ASYNC109
+    async def await_log(self, pattern: str, timeout: float = 5.0, since: int = 0) -> re.Match[str]:
         """``wait_for_log`` for async tests: the event loop keeps running while it waits."""
         deadline = time.monotonic() + timeout
         # another process's log file: there is no event to await, so it is read until it matches

@@ -53,7 +53,11 @@ class NodeAgent:
 
     async def start(self) -> NodeAgent:
         self.process = await asyncio.create_subprocess_exec(
-            "node", str(AGENT), cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            "node",
+            str(AGENT),
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
             limit=16 * 1024 * 1024,
         )
         self.reader = asyncio.create_task(self._read())
@@ -120,7 +124,7 @@ class NodeSocket:
         self.id, self.transport = args
         return self
 
-    async def next(self, *kinds: str, timeout: float = 5.0) -> tuple[str, list[Any]]:  # noqa: ASYNC109
+    async def next(self, *kinds: str, timeout: float = 5.0) -> tuple[str, list[Any]]:
         """The next observation of one of ``kinds`` (others are skipped)."""
         async with asyncio.timeout(timeout):
             while True:
@@ -128,7 +132,7 @@ class NodeSocket:
                 if kind in kinds:
                     return kind, args
 
-    async def next_event(self, name: str, timeout: float = 5.0) -> list[Any]:  # noqa: ASYNC109
+    async def next_event(self, name: str, timeout: float = 5.0) -> list[Any]:
         """The arguments of the next server event called ``name``."""
         async with asyncio.timeout(timeout):
             while True:
@@ -145,10 +149,11 @@ class NodeSocket:
     async def emit(self, event: str, *args: Any) -> None:
         await self.agent.call("emit", socket=self.name, event=event, args=to_wire(list(args)))
 
-    async def emit_with_ack(self, event: str, *args: Any, timeout: int = 5000) -> list[Any]:  # noqa: ASYNC109
+    async def emit_with_ack(self, event: str, *args: Any, timeout: int = 5000) -> list[Any]:
         """Every argument the server acknowledged with, as a list."""
-        return await self.agent.call("emitWithAck", socket=self.name, event=event, args=to_wire(list(args)),
-                                     timeout=timeout)
+        return await self.agent.call(
+            "emitWithAck", socket=self.name, event=event, args=to_wire(list(args)), timeout=timeout
+        )
 
     async def reply(self, event: str, *answer: Any) -> None:
         await self.agent.call("reply", socket=self.name, event=event, **{"with": to_wire(list(answer))})

@@ -38,7 +38,7 @@ class Chat(Namespace):
         room = socket.data.get("room")
         if room is not None:
             await self._typing(room, socket, False)
-            await self._notice(room, f"{socket.data['nick']} left")
+            await self._notice(room, f"{socket.data['nick']} disconnected")
 
     async def on_nick(self, socket, nick: Any = None):
         """Rename; the ack is the name actually kept (trimmed and shortened)."""
@@ -97,7 +97,7 @@ class Chat(Namespace):
         room = socket.data["room"]
         await self._typing(room, socket, False)
         await socket.leave(room)
-        await self._notice(room, f"{socket.data['nick']} left for another room")
+        await self._notice(room, f"{socket.data['nick']} left #{room}")
 
     async def _typing(self, room: str, socket, typing: bool) -> None:
         await socket.to(room).emit("typing", {"id": socket.id, "nick": socket.data["nick"], "typing": typing})

@@ -36,7 +36,7 @@ def event(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return mark
 
 
-HOOKS = frozenset({"on_connect", "on_disconnect", "on_any", "on_any_outgoing"})
+HOOKS = frozenset({"on_connect", "on_disconnecting", "on_disconnect", "on_any", "on_any_outgoing"})
 
 
 class Namespace:
@@ -90,6 +90,9 @@ class Namespace:
     # -- hooks (override) -------------------------------------------------
     async def on_connect(self, socket: Socket, auth: dict[str, Any]) -> None:
         """Accept by returning; refuse by raising ConnectionRefused(message, data)."""
+
+    async def on_disconnecting(self, socket: Socket, reason: str) -> None:
+        """Called while ``socket.rooms`` still lists the rooms it is leaving."""
 
     async def on_disconnect(self, socket: Socket, reason: str) -> None:
         """``reason`` is Socket.IO's: client namespace disconnect, transport close, ping timeout, ..."""

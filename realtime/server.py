@@ -262,12 +262,16 @@ class Connection:
         if self.sockets.get(socket.namespace) is not socket:
             return
         del self.sockets[socket.namespace]
+        await self._hook(socket.nsp.on_disconnecting, socket, reason)
         await socket.closed()
-        try:
-            await call(socket.nsp.on_disconnect, socket, reason)
-        except Exception:
-            logger.exception("sid=%s: on_disconnect of %s raised", self.session.sid, socket.namespace)
+        await self._hook(socket.nsp.on_disconnect, socket, reason)
         await signals.client_disconnected.asend(sender=type(socket.nsp), socket=socket, reason=reason)
+
+    async def _hook(self, hook: Callable[..., Any], socket: Socket, reason: str) -> None:
+        try:
+            await call(hook, socket, reason)
+        except Exception:
+            logger.exception("sid=%s: %s of %s raised", self.session.sid, hook.__name__, socket.namespace)
 
 
 def _ack_args(result: Any) -> list[Any]:

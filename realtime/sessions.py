@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .node import node
 from .protocol.engine import Connection, EngineConfig, PollAnswer, State, Transport
 from .protocol.engineio import CLOSE, Packet, PacketType, decode_packet, decode_payload, encode_packet
 from .protocol.errors import ProtocolError
@@ -92,7 +93,8 @@ class Endpoint:
         self.sessions: dict[str, Session] = {}
 
     def create(self, transport: Transport, request: ClientRequest) -> Session:
-        sid = secrets.token_urlsafe(15)  # 120 random bits, 20 URL-safe characters
+        # the owning process's key, then 120 random bits: any process can route the sid to its owner
+        sid = node.key + secrets.token_urlsafe(15)
         session = Session(self, sid, transport, request)
         self.sessions[sid] = session
         return session
@@ -142,6 +144,7 @@ class Session:
     # -- transports attaching -------------------------------------------
     async def start(self, websocket: FrameSink | None = None) -> Packet:
         """Right after the handshake: arm the timer and tell the handler."""
+        await node.start(serving=True)
         self.websocket = websocket
         self._schedule()
         open_packet = self.conn.open_packet()

@@ -11,8 +11,14 @@ REALTIME = {
     "UPGRADE_TIMEOUT": 2_000,
     "CORS_ALLOWED_ORIGINS": ["http://allowed.example"],
     "CONNECT_TIMEOUT": 1_000,
-    "NAMESPACES": ["tests.sockets.Main", "tests.sockets.Refusing", "tests.sockets.Guarded", "tests.sockets.Teams",
-                   "tests.sockets.CatchAll", "tests.sockets"],
+    "NAMESPACES": [
+        "tests.sockets.Main",
+        "tests.sockets.Refusing",
+        "tests.sockets.Guarded",
+        "tests.sockets.Teams",
+        "tests.sockets.CatchAll",
+        "tests.sockets",
+    ],
 }
 # The demo chat at /chat, which tests/e2e/test_browser.py drives in Chromium.
 REALTIME["NAMESPACES"] = [*REALTIME.get("NAMESPACES", []), "project.sockets.Chat"]

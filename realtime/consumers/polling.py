@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..protocol.engine import PollAnswer, Transport
-from ..protocol.engineio import Packet, encode_payload
+from ..protocol.engine import Transport
+from ..protocol.engineio import encode_payload
 from ..protocol.http import (
-    BAD_REQUEST,
     FORBIDDEN,
     SESSION_ID_UNKNOWN,
     Refusal,
@@ -16,24 +15,19 @@ from ..protocol.http import (
     cors_headers,
     origin_allowed,
 )
-from ..sessions import Session
 from .base import EngineConsumer
+from .exchange import JSON, TEXT, PollResponder
 
 logger = logging.getLogger("realtime.engineio")
 
-TEXT = (b"content-type", b"text/plain; charset=UTF-8")
-JSON = (b"content-type", b"application/json")
 
-
-class PollingConsumer(EngineConsumer):
+class PollingConsumer(EngineConsumer, PollResponder):
     """One HTTP request on the Engine.IO path."""
 
     def __init__(self, endpoint: Any) -> None:
         super().__init__(endpoint)
         self.body: list[bytes] = []
         self.size = 0
-        self.answered = False
-        self.held_by: Session | None = None
         self.cors: list[tuple[bytes, bytes]] = []
 
     async def http_request(self, message: dict[str, Any]) -> None:
@@ -49,8 +43,7 @@ class PollingConsumer(EngineConsumer):
             await self.handle(b"".join(self.body))
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
-        if self.held_by is not None and not self.answered:
-            await self.held_by.poll_cancelled(self)
+        await self.cancelled()
         self.stop()
 
     async def handle(self, body: bytes) -> None:
@@ -83,32 +76,6 @@ class PollingConsumer(EngineConsumer):
         logger.debug("sid=%s opened over polling from %s", session.sid, self.client_label())
         open_packet = await session.start()
         await self.respond(200, encode_payload([open_packet]).encode(), TEXT)
-
-    async def get(self, session: Session) -> None:
-        answer = await session.poll(self)
-        if answer is PollAnswer.REFUSE:
-            logger.warning("sid=%s: polling GET refused (transport upgraded, closed or GET already held)", session.sid)
-            await self.respond(400, BAD_REQUEST.body, JSON)
-        elif answer is PollAnswer.WAIT:
-            self.held_by = session
-
-    async def post(self, session: Session, body: bytes) -> None:
-        if session.conn.closed or session.conn.transport is Transport.WEBSOCKET:
-            await self.respond(400, BAD_REQUEST.body, JSON)
-            return
-        if await session.receive_payload(body):
-            await self.respond(200, b"ok", TEXT)
-        else:
-            await self.respond(400, BAD_REQUEST.body, JSON)
-
-    async def deliver(self, packets: list[Packet]) -> None:
-        """Called by the Session to answer this GET, now or after holding it."""
-        await self.respond(200, encode_payload(packets).encode(), TEXT)
-
-    async def refuse_upgraded(self) -> None:
-        """Called by the Session when an upgrade took this held GET's transport away."""
-        logger.warning("polling GET from %s refused: the session upgraded to websocket", self.client_label())
-        await self.respond(400, BAD_REQUEST.body, JSON)
 
     async def preflight(self, origin: str | None, host: str | None) -> None:
         if not origin_allowed(origin, host, self.endpoint.allowed_origins):

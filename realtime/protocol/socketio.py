@@ -7,14 +7,12 @@ Wire rules (socket.io-protocol, v5):
   value is replaced by ``{"_placeholder":true,"num":N}``, numbered depth first, and travels as the
   N-th binary frame after the text frame.
 
-Decoding keeps the type that was on the wire: a packet sent as ``5...`` or ``6...`` decodes as
-BINARY_EVENT or BINARY_ACK, and its data holds bytes (unless the peer sent attachments that no
-placeholder names). Encoding picks the type from the data instead, since a binary packet must carry
-at least one attachment (Node's socket.io-parser refuses ``50-``): an EVENT or ACK with bytes goes out
-as BINARY_*, a BINARY_* without bytes as EVENT or ACK. So ``decode(encode(p)) == p`` for every valid
-packet whose type matches its data; otherwise only the type comes back as its twin (and bytearray or
-memoryview values as bytes). Callers dispatch EVENT and BINARY_EVENT alike, and ACK and BINARY_ACK
-alike.
+BINARY_EVENT and BINARY_ACK say how the data travels, not what it means, so they stay on the wire,
+as in Node's socket.io-parser: the decoder returns EVENT or ACK whether or not attachments came with
+it, and the encoder picks the binary type from the data, whatever type the packet names (a binary
+packet must carry at least one attachment: Node refuses ``50-``). So ``decode(encode(p)) == p`` for
+every valid packet, except that BINARY_* comes back as EVENT or ACK, and bytearray or memoryview as
+bytes. Callers never see BINARY_* from the decoder; matching on it as well does no harm.
 
 The decoder follows socket.io-parser 4.2, including its cap of 10 attachments per packet (which the
 JavaScript client applies to what we send it, too). It is stricter where Node lets through a packet
@@ -55,7 +53,7 @@ _AS_BINARY = {
     PacketType.BINARY_EVENT: PacketType.BINARY_EVENT,
     PacketType.BINARY_ACK: PacketType.BINARY_ACK,
 }
-# ...and the type a BINARY_* packet without bytes takes on, since "50-" is not a valid packet.
+# ...and the type a BINARY_* packet takes on without bytes ("50-" is not a valid packet), or once decoded.
 _AS_TEXT = {PacketType.BINARY_EVENT: PacketType.EVENT, PacketType.BINARY_ACK: PacketType.ACK}
 _BINARY_TYPES = frozenset({PacketType.BINARY_EVENT, PacketType.BINARY_ACK})
 _ACK_TYPES = frozenset({PacketType.ACK, PacketType.BINARY_ACK})
@@ -102,10 +100,10 @@ def encode(packet: Packet) -> list[str | bytes]:
     tuples and dicts at any depth) make it a BINARY_EVENT or BINARY_ACK: each value is replaced by
     ``{"_placeholder":true,"num":N}`` in depth-first order and sent as attachment N; a BINARY_* packet
     without bytes goes out as EVENT or ACK. More than ``MAX_ATTACHMENTS`` attachments are sent, but a
-    JavaScript client will refuse them. The JSON is
-    compact, non-ASCII text is written as is, and dict keys keep their order. A packet the decoder
-    could not read back (a namespace without a leading ``/`` or with a comma, an ack id out of
-    range, NaN, bytes in a packet that cannot carry them) is a bug in the caller: ``ValueError``.
+    JavaScript client will refuse them. The JSON is compact, non-ASCII text is written as is, and
+    dict keys keep their order. A packet the decoder could not read back (a namespace without a
+    leading ``/`` or with a comma, an ack id out of range, NaN, bytes in a packet that cannot carry
+    them) is a bug in the caller: ``ValueError``.
     """
     _check_header(packet)
     attachments: list[bytes] = []
@@ -226,7 +224,7 @@ class Decoder:
             data = _reconstruct(packet.data, attachments)
         except RecursionError as exc:
             raise ProtocolError("binary packet nested too deeply") from exc
-        return Packet(packet.type, packet.namespace, data, packet.id)
+        return Packet(_AS_TEXT[packet.type], packet.namespace, data, packet.id)
 
     def _reset(self) -> None:
         self._pending, self._expected, self._attachments = None, 0, []

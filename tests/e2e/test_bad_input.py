@@ -104,6 +104,6 @@ async def test_sids_are_unique_and_unguessable(server, count):
     async with aiohttp.ClientSession() as http:
         sids = [await open_polling(http, server) for _ in range(count)]
     assert len(set(sids)) == count
-    assert all(len(s) == 20 and s.replace("-", "").replace("_", "").isalnum() for s in sids)
+    assert all(len(s) == 26 and s.replace("-", "").replace("_", "").isalnum() for s in sids)
     # 120 random bits each: no two share a long prefix
-    assert len({s[:8] for s in sids}) == count
+    assert len({s[6:14] for s in sids}) == count

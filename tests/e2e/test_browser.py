@@ -74,7 +74,7 @@ def test_two_people_chat_in_chromium(server, node, browser_ready):
     # offline and back: the status line follows the Manager, and the chat resumes in the same room
     assert a["disconnected"].startswith("disconnected (")
     assert a["reconnecting"] == "reconnecting (attempt 2)…"
-    assert "alice left" in b["sawLeave"]
+    assert "alice disconnected" in b["sawLeave"]
     assert a["transportAfterReconnect"] == "websocket (upgraded from polling)"
     assert a["whoamiAfterReconnect"] == "You are alice in #django."
     assert "alice joined #django" in b["sawRejoin"]

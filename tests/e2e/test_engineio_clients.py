@@ -29,7 +29,7 @@ def test_node_client_streams_1000_messages_each_way(server, node, transport):
     handshake = report["handshake"]
     assert set(handshake) == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
     assert (handshake["pingInterval"], handshake["pingTimeout"], handshake["maxPayload"]) == (400, 300, 1_000_000)
-    assert len(handshake["sid"]) == 20
+    assert len(handshake["sid"]) == 26  # 6-character process key + 120 random bits
     if transport == "websocket":
         assert handshake["upgrades"] == []
         assert (report["openTransport"], report["finalTransport"]) == ("websocket", "websocket")

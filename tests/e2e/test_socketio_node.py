@@ -67,8 +67,23 @@ async def test_namespaces_multiplex_over_one_connection(agent, url, transport):
 
 
 JSON_VALUES = [
-    0, -1, 3.25, 1e300, 2**53, True, False, None, "", "plain", "unicode é ü ß 漢字", "emoji 😀🎉👍🏽",
-    [], [1, [2, [3]]], {}, {"nested": {"list": [1, "a", None], "n": -0.5}}, "quotes \" and \\ and \n newline",
+    0,
+    -1,
+    3.25,
+    1e300,
+    2**53,
+    True,
+    False,
+    None,
+    "",
+    "plain",
+    "unicode é ü ß 漢字",
+    "emoji 😀🎉👍🏽",
+    [],
+    [1, [2, [3]]],
+    {},
+    {"nested": {"list": [1, "a", None], "n": -0.5}},
+    'quotes " and \\ and \n newline',
 ]
 
 

@@ -31,14 +31,14 @@ async function waitText(page, selector, text) {
 
 async function open(browser, key, nick) {
   // One context each: two separate browser profiles, as two people would be.
-  const context = await browser.newContext({ viewport: { width: 800, height: 900 } });
+  const context = await browser.newContext({ viewport: { width: 800, height: 760 } });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   page.on("pageerror", (error) => report.pageErrors.push(`${key}: ${error.message}`));
   pages[key] = page;
   await page.goto(`${url}/`);
   await waitText(page, '#status[data-state="connected"]');
-  report[key] = { title: await page.title(), transport: await waitText(page, "#transport", "websocket") };
+  report[key] = { title: await page.title(), transport: await waitText(page, "#transport", "(upgraded") };
   await page.fill("#nick", nick);
   await page.click("#nick-form button");
   await waitText(page, "#whoami", `You are ${nick} in #lobby.`);
@@ -90,10 +90,10 @@ async function reconnect(a, b) {
   await a.context().setOffline(true);
   report.a.disconnected = await waitText(a, "#status", "disconnected");
   report.a.reconnecting = await waitText(a, "#status", "reconnecting (attempt 2)");
-  report.b.sawLeave = await waitText(b, "#messages .notice", "alice left");
+  report.b.sawLeave = await waitText(b, "#messages .notice", "alice disconnected");
   await a.context().setOffline(false);
   await waitText(a, '#status[data-state="connected"]');
-  report.a.transportAfterReconnect = await waitText(a, "#transport", "websocket");
+  report.a.transportAfterReconnect = await waitText(a, "#transport", "(upgraded");
   report.a.whoamiAfterReconnect = await a.locator("#whoami").innerText();
   report.b.sawRejoin = await waitText(b, "#messages .notice", `alice joined #${ROOM}`); // B came after her first join
   await a.fill("#text", "back again");

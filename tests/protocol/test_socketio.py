@@ -8,6 +8,7 @@ from realtime.protocol.errors import ProtocolError
 from realtime.protocol.socketio import MAX_ID, Decoder, Packet, PacketType, encode, is_reserved_event
 
 T = PacketType
+binary_twin = {T.EVENT: T.BINARY_EVENT, T.ACK: T.BINARY_ACK}
 P0 = '{"_placeholder":true,"num":0}'
 P1 = '{"_placeholder":true,"num":1}'
 P2 = '{"_placeholder":true,"num":2}'
@@ -66,19 +67,20 @@ def test_text_packets(wire, packet):
 @pytest.mark.parametrize(
     ("frames", "packet"),
     [
-        ([f'51-["upload",{P0}]', b"\x01\x02"], Packet(T.BINARY_EVENT, data=["upload", b"\x01\x02"])),
+        ([f'51-["upload",{P0}]', b"\x01\x02"], Packet(T.EVENT, data=["upload", b"\x01\x02"])),
         (
             [f'52-["message",{P0},{P1}]', b"a", b"\xff"],
-            Packet(T.BINARY_EVENT, data=["message", b"a", b"\xff"]),
+            Packet(T.EVENT, data=["message", b"a", b"\xff"]),
         ),
-        ([f"62-789[{P0},{P1}]", b"", b"b"], Packet(T.BINARY_ACK, data=[b"", b"b"], id=789)),
-        ([f"62-/admin,789[{P0},{P1}]", b"a", b"b"], Packet(T.BINARY_ACK, "/admin", [b"a", b"b"], 789)),
-        ([f'51-/up,4["f",{{"file":{P0}}}]', b"z"], Packet(T.BINARY_EVENT, "/up", ["f", {"file": b"z"}], 4)),
+        ([f"62-789[{P0},{P1}]", b"", b"b"], Packet(T.ACK, data=[b"", b"b"], id=789)),
+        ([f"62-/admin,789[{P0},{P1}]", b"a", b"b"], Packet(T.ACK, "/admin", [b"a", b"b"], 789)),
+        ([f'51-/up,4["f",{{"file":{P0}}}]', b"z"], Packet(T.EVENT, "/up", ["f", {"file": b"z"}], 4)),
     ],
 )
 def test_binary_packets(frames, packet):
-    assert decode(frames) == packet
+    assert decode(frames) == packet  # EVENT or ACK: BINARY_* stays on the wire, as in Node's parser
     assert encode(packet) == frames
+    assert encode(Packet(binary_twin[packet.type], packet.namespace, packet.data, packet.id)) == frames
 
 
 @pytest.mark.parametrize(
@@ -88,7 +90,7 @@ def test_binary_packets(frames, packet):
         (Packet(T.ACK, data=[b"a", b"b"], id=789), [f"62-789[{P0},{P1}]", b"a", b"b"]),
         (Packet(T.EVENT, data=["m", bytearray(b"ba"), memoryview(b"mv")]), [f'52-["m",{P0},{P1}]', b"ba", b"mv"]),
         (Packet(T.EVENT, data=("m", b"t")), [f'51-["m",{P0}]', b"t"]),
-        # and no bytes, no binary type: Node refuses "50-"
+        # no bytes, no binary type, whatever the packet says: Node refuses "50-"
         (Packet(T.BINARY_EVENT, data=["x"]), ['2["x"]']),
         (Packet(T.BINARY_ACK, "/a", [], 3), ["3/a,3[]"]),
     ],
@@ -105,7 +107,7 @@ def test_nested_attachments_are_numbered_depth_first():
         f'54-["deep",{{"a":[1,{{"b":{P0}}}],"c":{P1}}},[[{P2}]],{{"d":{{"e":[{{"_placeholder":true,"num":3}}]}}}}]'
     ]
     assert frames[1:] == [b"0", b"1", b"2", b"3"]
-    assert decode(frames) == Packet(T.BINARY_EVENT, data=data)
+    assert decode(frames) == Packet(T.EVENT, data=data)
 
 
 def test_the_attachment_cap_can_be_raised():
@@ -114,18 +116,16 @@ def test_the_attachment_cap_can_be_raised():
     assert frames[0].startswith("511-")
     with pytest.raises(ProtocolError):
         Decoder().feed(frames[0])
-    assert decode(frames, Decoder(max_attachments=11)) == Packet(T.BINARY_EVENT, data=data)
+    assert decode(frames, Decoder(max_attachments=11)) == Packet(T.EVENT, data=data)
 
 
 def test_attachments_need_not_all_be_used():
-    # Node does not check it either; the packet keeps its wire type, and re-encodes as a plain EVENT.
-    packet = decode(['51-["x"]', b"unused"])
-    assert packet == Packet(T.BINARY_EVENT, data=["x"])
-    assert encode(packet) == ['2["x"]']
+    # Node does not check it either.
+    assert decode(['51-["x"]', b"unused"]) == Packet(T.EVENT, data=["x"])
 
 
 def test_attachments_may_be_used_in_any_order_and_more_than_once():
-    assert decode([f'52-["x",{P1},{P0},{P1}]', b"a", b"b"]) == Packet(T.BINARY_EVENT, data=["x", b"b", b"a", b"b"])
+    assert decode([f'52-["x",{P1},{P0},{P1}]', b"a", b"b"]) == Packet(T.EVENT, data=["x", b"b", b"a", b"b"])
 
 
 def test_namespace_runs_to_the_end_without_a_comma():
@@ -152,7 +152,7 @@ def test_decoder_waits_for_every_attachment():
     assert decoder.waiting
     assert decoder.feed(b"a") is None
     assert decoder.waiting
-    assert decoder.feed(bytearray(b"b")) == Packet(T.BINARY_EVENT, data=["x", b"a", b"b"])
+    assert decoder.feed(bytearray(b"b")) == Packet(T.EVENT, data=["x", b"a", b"b"])
     assert not decoder.waiting
     assert decoder.feed('2["next"]') == Packet(T.EVENT, data=["next"])
 
@@ -372,27 +372,19 @@ packets = st.one_of(
         st.integers(0, 10**9),
     ),
 )
-binary_twin = {T.EVENT: T.BINARY_EVENT, T.ACK: T.BINARY_ACK}
-text_twin = {T.BINARY_EVENT: T.EVENT, T.BINARY_ACK: T.ACK}
-twins = binary_twin | text_twin
+text_type = {T.BINARY_EVENT: T.EVENT, T.BINARY_ACK: T.ACK}
 
 
 @given(packets)
 def test_round_trip(packet):
     frames = encode(packet)
     decoded = decode(frames, Decoder(max_attachments=len(frames)))  # the data may hold more than ten bytes values
-    twin = binary_twin if has_bytes(packet.data) else text_twin
-    expected_type = twin.get(packet.type, packet.type)
-    assert decoded == Packet(expected_type, packet.namespace, packet.data, packet.id)
+    assert decoded == Packet(text_type.get(packet.type, packet.type), packet.namespace, packet.data, packet.id)
     assert encode(decoded) == frames
 
 
 def check_garbage(frames):
-    """Any frames give packets, None or ProtocolError; a packet given re-encodes to itself, or its type twin.
-
-    The twin appears when a peer sends attachments that no placeholder names: ``51-["x"]`` and a frame
-    decode as a BINARY_EVENT without bytes, which goes back out as ``2["x"]``.
-    """
+    """Any frames give packets, None or ProtocolError; a packet given re-encodes to itself."""
     decoder = Decoder()
     for frame in frames:
         try:
@@ -402,11 +394,8 @@ def check_garbage(frames):
         assert decoder.waiting == (packet is None)
         if packet is not None:
             assert isinstance(packet, Packet)
-            again = decode(encode(packet))
-            assert again in (
-                packet,
-                Packet(twins.get(packet.type, packet.type), packet.namespace, packet.data, packet.id),
-            )
+            assert packet.type not in (T.BINARY_EVENT, T.BINARY_ACK)
+            assert decode(encode(packet)) == packet
 
 
 @given(st.text())

@@ -1,0 +1,65 @@
+"""One polling GET or POST against a Session, whoever carries the HTTP answer back.
+
+The PollingConsumer answers its own HTTP request; a forwarded request (see
+forwarding.py) is answered through the channel layer. Both are a
+PollResponder: they differ only in ``respond``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..protocol.engine import PollAnswer, Transport
+from ..protocol.engineio import Packet, encode_payload
+from ..protocol.http import BAD_REQUEST
+from ..sessions import Session
+
+logger = logging.getLogger("realtime.engineio")
+
+TEXT = (b"content-type", b"text/plain; charset=UTF-8")
+JSON = (b"content-type", b"application/json")
+
+
+class PollResponder:
+    """Knows the polling rules; subclasses know how to send an HTTP answer."""
+
+    answered = False
+    held_by: Session | None = None
+
+    async def respond(self, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+        raise NotImplementedError
+
+    async def get(self, session: Session) -> None:
+        answer = await session.poll(self)
+        if answer is PollAnswer.REFUSE:
+            logger.warning("sid=%s: polling GET refused (transport upgraded, closed or GET already held)", session.sid)
+            await self.respond(400, BAD_REQUEST.body, JSON)
+        elif answer is PollAnswer.WAIT:
+            self.held_by = session
+
+    async def post(self, session: Session, body: bytes) -> None:
+        if session.conn.closed or session.conn.transport is Transport.WEBSOCKET:
+            await self.respond(400, BAD_REQUEST.body, JSON)
+            return
+        if await session.receive_payload(body):
+            await self.respond(200, b"ok", TEXT)
+        else:
+            await self.respond(400, BAD_REQUEST.body, JSON)
+
+    async def cancelled(self) -> None:
+        """The client gave up on this request; a held GET then ends the session (spec)."""
+        if self.held_by is not None and not self.answered:
+            await self.held_by.poll_cancelled(self)
+
+    # -- PollSink, used by the Session ------------------------------------------------
+    async def deliver(self, packets: list[Packet]) -> None:
+        """Answer this GET, now or after holding it."""
+        await self.respond(200, encode_payload(packets).encode(), TEXT)
+
+    async def refuse_upgraded(self) -> None:
+        """An upgrade took this held GET's transport away."""
+        logger.warning("sid=%s: held polling GET refused: the session upgraded to websocket", self.sid_label())
+        await self.respond(400, BAD_REQUEST.body, JSON)
+
+    def sid_label(self) -> str:
+        return self.held_by.sid if self.held_by is not None else "?"

@@ -63,9 +63,11 @@ DATABASES = {
 }
 
 if os.environ.get("REDIS_URL"):
+    # Pub/sub: a broadcast is one PUBLISH per room group, whatever the number of
+    # processes in it (realtime puts one member per process in a room's group).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
         }
     }

@@ -19,9 +19,9 @@ _EXPORTS = {
     "EventRefused": "realtime.exceptions",
     "AckTimeout": "realtime.exceptions",
     "io": "realtime.server",
-    "emit": "realtime.emit",
-    "aemit": "realtime.emit",
-    "BroadcastOperator": "realtime.emit",
+    "emit": "realtime.broadcast",
+    "aemit": "realtime.broadcast",
+    "BroadcastOperator": "realtime.broadcast",
     "client_connected": "realtime.signals",
     "client_disconnected": "realtime.signals",
 }

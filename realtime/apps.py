@@ -6,7 +6,7 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Realtime (Socket.IO)"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  registers the system checks
+        from . import broadcast, checks, cluster  # noqa: F401  system checks; channel-layer message handlers
         from .consumers.daphne import patch_daphne
 
         patch_daphne()

@@ -11,7 +11,15 @@ from django.core.checks import Error, Warning, register
 from .conf import DEFAULTS
 
 KNOWN_TRANSPORTS = ("polling", "websocket")
-POSITIVE_INTS = ("PING_INTERVAL", "PING_TIMEOUT", "MAX_PAYLOAD", "UPGRADE_TIMEOUT", "CONNECT_TIMEOUT")
+POSITIVE_INTS = (
+    "PING_INTERVAL",
+    "PING_TIMEOUT",
+    "MAX_PAYLOAD",
+    "UPGRADE_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "HEARTBEAT_INTERVAL",
+    "CLUSTER_TIMEOUT",
+)
 
 
 @register()

@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     # Namespace classes (import strings), or modules whose @io.on(...)
     # handlers should be registered. "/" exists even when nothing names it.
     "NAMESPACES": [],
+    # How often each server process announces itself to the others, in ms;
+    # a process silent for three intervals is taken for dead.
+    "HEARTBEAT_INTERVAL": 5_000,
+    # How long cluster-wide operations (fetch_sockets, ...) wait for answers, in ms.
+    "CLUSTER_TIMEOUT": 5_000,
     # What receives the Engine.IO messages of a session: a callable taking
     # the Session and returning an object with on_open/on_message/on_close.
     # The Socket.IO server by default; realtime.testing.EchoHandler echoes.

@@ -57,7 +57,7 @@ class SyncSocket:
 
 
 def _sync(value: Any) -> Any:
-    from .emit import BroadcastOperator
+    from .broadcast import BroadcastOperator
 
     if inspect.iscoroutinefunction(value):
         return async_to_sync(value)

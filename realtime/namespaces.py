@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .emit import BroadcastOperator, Frames, encode_frames, event_frames
+from .broadcast import BroadcastOperator, Frames, encode_frames, event_frames
 from .exceptions import AckTimeout
 from .node import node
 from .protocol import socketio

@@ -36,6 +36,12 @@ KEY_LENGTH = 6
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
+# Outgoing messages a serving process holds while the layer is slow or down; older ones are dropped.
+OUTBOX_LIMIT = 10_000
+
+# A request handler returns this when it will answer later, with ``node.reply``.
+DEFERRED = object()
+
 
 def channel_of(key: str) -> str:
     return f"realtime.node.{key}"
@@ -63,6 +69,8 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._lock: asyncio.Lock | None = None
         self._healthy = True
+        self._outbox: asyncio.Queue[tuple[Callable[..., Awaitable[None]], str, dict[str, Any]]] | None = None
+        self._dropped = 0
 
     # -- layer ------------------------------------------------------------------
     @property
@@ -86,40 +94,86 @@ class Node:
     async def start(self, serving: bool = False) -> None:
         """Listen on this process's channel; ``serving`` also joins the peers and heartbeats."""
         if not self.clustered:
+            self.serving = self.serving or serving
             return
         self._lock = self._lock or asyncio.Lock()
         async with self._lock:
             if not self._tasks:
+                # channels-redis's pub/sub layer subscribes a channel inside receive() and refuses
+                # group_add() before that; subscribe our fixed-name channel up front (pinned 4.3.x)
+                subscribe = getattr(self.layer, "_subscribe_to_channel", None)
+                if subscribe is not None:
+                    await subscribe(self.channel)
                 loop = asyncio.get_running_loop()
                 self._tasks.append(loop.create_task(self._receive()))
             if serving and not self.serving:
+                from .conf import realtime_settings
+
+                self.heartbeat_interval = realtime_settings()["HEARTBEAT_INTERVAL"] / 1000
                 self.serving = True
-                await self.join(NODES_GROUP)
+                self.groups.add(NODES_GROUP)
+                await self.layer.group_add(NODES_GROUP, self.channel)
                 await self._heartbeat()
-                self._tasks.append(asyncio.get_running_loop().create_task(self._heartbeats()))
+                self._outbox = asyncio.Queue()
+                loop = asyncio.get_running_loop()
+                self._tasks += [loop.create_task(self._heartbeats()), loop.create_task(self._send_loop())]
 
     async def join(self, group: str) -> None:
         if not self.clustered or group in self.groups:
             return
         await self.start()
         self.groups.add(group)
-        await self.layer.group_add(group, self.channel)
+        try:
+            await self.layer.group_add(group, self.channel)
+        except Exception as exc:  # subscribed again when the layer is back
+            self._unhealthy(exc)
 
     async def leave(self, group: str) -> None:
         if group not in self.groups:
             return
         self.groups.discard(group)
-        await self.layer.group_discard(group, self.channel)
+        try:
+            await self.layer.group_discard(group, self.channel)
+        except Exception as exc:
+            self._unhealthy(exc)
 
     # -- sending ------------------------------------------------------------------
     async def publish(self, group: str, message: dict[str, Any]) -> None:
         """Send to every process in ``group`` (this one included: receivers skip their own)."""
         if self.clustered:
-            await self.layer.group_send(group, {**message, "origin": self.key})
+            await self._out(self.layer.group_send, group, {**message, "origin": self.key})
 
     async def send(self, key: str, message: dict[str, Any]) -> None:
         """Send to the process whose key is ``key``."""
-        await self.layer.send(channel_of(key), {**message, "origin": self.key})
+        await self._out(self.layer.send, channel_of(key), {**message, "origin": self.key})
+
+    async def _out(self, method: Callable[..., Awaitable[None]], target: str, message: dict[str, Any]) -> None:
+        """A serving process queues outgoing messages for one sender task.
+
+        The caller (a handler, a broadcast) never waits on Redis, nor fails
+        when it is down, and messages leave in the order they were sent. A
+        process that serves nothing (a Celery worker, a command) sends at once:
+        its event loop may not outlive the call.
+        """
+        if self._outbox is None:
+            await method(target, message)
+            return
+        if self._outbox.qsize() >= OUTBOX_LIMIT:
+            self._outbox.get_nowait()
+            self._dropped += 1
+        self._outbox.put_nowait((method, target, message))
+
+    async def _send_loop(self) -> None:
+        assert self._outbox is not None
+        while True:
+            method, target, message = await self._outbox.get()
+            try:
+                await method(target, message)
+            except Exception as exc:
+                self._dropped += 1
+                self._unhealthy(exc)
+            else:
+                await self._healthy_again()
 
     # -- requests -----------------------------------------------------------------
     def live_peers(self) -> dict[str, dict[str, Any]]:
@@ -155,10 +209,10 @@ class Node:
             self._replies.pop(request_id, None)
         return answers
 
-    async def request(self, key: str, message: dict[str, Any], timeout: float) -> Any:
+    async def request(self, key: str, message: dict[str, Any], timeout: float, request_id: str | None = None) -> Any:
         """Ask one process; its answer, or TimeoutError."""
         await self.start()
-        request_id, queue = self._open_request()
+        request_id, queue = self._open_request(request_id)
         try:
             await self.send(key, {**message, "request_id": request_id, "reply_to": self.key})
             reply = await asyncio.wait_for(queue.get(), timeout)
@@ -166,8 +220,12 @@ class Node:
             self._replies.pop(request_id, None)
         return reply["body"]
 
-    def _open_request(self) -> tuple[str, asyncio.Queue[dict[str, Any]]]:
-        request_id = f"{self.key}-{next(self._ids)}"
+    def new_id(self) -> str:
+        """An id unique across the cluster (requests, relays)."""
+        return f"{self.key}-{next(self._ids)}"
+
+    def _open_request(self, request_id: str | None = None) -> tuple[str, asyncio.Queue[dict[str, Any]]]:
+        request_id = request_id or self.new_id()
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._replies[request_id] = queue
         return request_id, queue
@@ -181,14 +239,9 @@ class Node:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self._healthy:
-                    logger.warning("channel layer unreachable (%s); local traffic goes on, retrying", exc)
-                    self._healthy = False
+                self._unhealthy(exc)
                 await asyncio.sleep(0.5)
                 continue
-            if not self._healthy:
-                self._healthy = True
-                logger.warning("channel layer reachable again; cross-process traffic resumes")
             await self._dispatch(message)
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
@@ -212,10 +265,14 @@ class Node:
         except Exception:
             logger.exception("handling channel-layer message %r failed", kind)
             return
-        if "reply_to" in message:
-            await self.send(
-                message["reply_to"], {"type": "realtime.reply", "request_id": message["request_id"], "body": body}
-            )
+        if "reply_to" in message and body is not DEFERRED:
+            await self.reply(message, body)
+
+    async def reply(self, request: dict[str, Any], body: Any) -> None:
+        """Answer a request received from another process."""
+        await self.send(
+            request["reply_to"], {"type": "realtime.reply", "request_id": request["request_id"], "body": body}
+        )
 
     # -- peers ----------------------------------------------------------------------
     async def _heartbeat(self) -> None:
@@ -227,13 +284,40 @@ class Node:
             await asyncio.sleep(self.heartbeat_interval)
             try:
                 await self._heartbeat()
-                if not self._healthy:
-                    # after an outage: subscribe again, in case the layer lost our groups
-                    for group in list(self.groups):
-                        await self.layer.group_add(group, self.channel)
             except Exception as exc:
                 logger.warning("heartbeat not sent (%s)", exc)
+                self._unhealthy(exc)
+            else:
+                await self._healthy_again()
             self._forget_dead_peers()
+
+    def _unhealthy(self, exc: Exception) -> None:
+        if self._healthy:
+            self._healthy = False
+            logger.warning("channel layer unreachable (%s); local traffic goes on, cross-process waits", exc)
+
+    async def _healthy_again(self) -> None:
+        """After an outage: subscribe to our channel and groups afresh, and say what was lost."""
+        if self._healthy:
+            return
+        try:
+            await self._resubscribe()
+        except Exception as exc:
+            logger.warning("channel layer back but resubscribing failed (%s); retrying", exc)
+            return
+        self._healthy = True
+        logger.warning(
+            "channel layer reachable again; cross-process traffic resumes (%d outgoing messages dropped meanwhile)",
+            self._dropped,
+        )
+        self._dropped = 0
+
+    async def _resubscribe(self) -> None:
+        # a Redis restart forgets every subscription; the pub/sub layer believes it still has them
+        layer = self.layer
+        for group in list(self.groups):
+            await layer.group_discard(group, self.channel)
+            await layer.group_add(group, self.channel)
 
     def _saw_peer(self, info: dict[str, Any]) -> None:
         if info["key"] == self.key:

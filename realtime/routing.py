@@ -17,7 +17,7 @@ from .conf import realtime_settings
 from .consumers.polling import PollingConsumer
 from .consumers.websocket import WebSocketConsumer
 from .protocol.engine import EngineConfig
-from .sessions import Endpoint, HandlerFactory
+from .sessions import ENDPOINTS, Endpoint, HandlerFactory
 
 
 def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overrides: Any) -> Endpoint:
@@ -42,6 +42,8 @@ def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overri
 
 def urlpatterns_for(endpoint: Endpoint, path: str) -> tuple[list[Any], list[Any]]:
     """(http patterns, websocket patterns) serving ``endpoint`` at ``/<path>/``."""
+    endpoint.path = path
+    ENDPOINTS[path] = endpoint
     pattern = rf"^{re.escape(path)}/$"
     return (
         [re_path(pattern, PollingConsumer.as_asgi(endpoint=endpoint))],

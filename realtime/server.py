@@ -15,9 +15,9 @@ from typing import Any
 
 from . import signals
 from .auth import user_from_request
+from .broadcast import BroadcastOperator
 from .checks import import_namespace_entry
 from .conf import realtime_settings
-from .emit import BroadcastOperator
 from .exceptions import ConnectionRefused, EventRefused
 from .handlers import call
 from .namespaces import Handshake, Namespace, Socket, utcnow

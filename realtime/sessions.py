@@ -75,8 +75,14 @@ class ClientRequest:
     user: Any = None  # set when an outer ASGI middleware already resolved the user
 
 
+# Every Endpoint of this process by its path, so a request forwarded from another process finds it.
+ENDPOINTS: dict[str, Endpoint] = {}
+
+
 class Endpoint:
     """One Engine.IO URL: its configuration, its handler factory and its live sessions."""
+
+    path = ""
 
     def __init__(
         self,
@@ -144,7 +150,6 @@ class Session:
     # -- transports attaching -------------------------------------------
     async def start(self, websocket: FrameSink | None = None) -> Packet:
         """Right after the handshake: arm the timer and tell the handler."""
-        await node.start(serving=True)
         self.websocket = websocket
         self._schedule()
         open_packet = self.conn.open_packet()

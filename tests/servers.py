@@ -21,9 +21,16 @@ BIN = Path(sys.executable).parent
 
 
 class ServerProcess:
-    def __init__(self, settings: str, app: str = "project.asgi:application", log_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: str,
+        app: str = "project.asgi:application",
+        log_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.app = app
+        self.extra_env = env or {}
         self.log_path = (log_dir or ROOT / "tests" / "artifacts") / f"daphne-{os.getpid()}-{id(self)}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -40,7 +47,7 @@ class ServerProcess:
         listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
         self.port = listener.getsockname()[1]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings, "PYTHONUNBUFFERED": "1", **self.extra_env}
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [str(BIN / "daphne"), "--fd", str(listener.fileno()), self.app],
@@ -52,6 +59,12 @@ class ServerProcess:
             )
         listener.close()  # daphne holds its own copy
         return self
+
+    def kill(self) -> None:
+        """kill -9: no goodbye to anyone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -11,12 +11,15 @@ REALTIME = {
     "UPGRADE_TIMEOUT": 2_000,
     "CORS_ALLOWED_ORIGINS": ["http://allowed.example"],
     "CONNECT_TIMEOUT": 1_000,
+    "HEARTBEAT_INTERVAL": 300,
+    "CLUSTER_TIMEOUT": 2_000,
     "NAMESPACES": [
         "tests.sockets.Main",
         "tests.sockets.Refusing",
         "tests.sockets.Guarded",
         "tests.sockets.Teams",
         "tests.sockets.CatchAll",
+        "tests.sockets.Cluster",
         "tests.sockets",
     ],
 }
@@ -35,3 +38,5 @@ LOGGING = {
         "realtime.socketio.packets": {"level": "INFO"},
     },
 }
+
+ROOT_URLCONF = "tests.urls"

@@ -176,3 +176,48 @@ async def decorated_connect(socket, auth):
 @io.on("double", namespace="/decorated")
 def decorated_double(socket, number):
     return number * 2
+
+
+class Cluster(Namespace):
+    """Cluster-wide operations, triggered by a client so the tests can run them on any process."""
+
+    namespace = "/cluster"
+
+    async def on_fetch(self, socket, room=None):
+        from realtime import cluster
+
+        sockets = await cluster.afetch_sockets(room=room)
+        return sorted([s.id, s.rooms, s.server] for s in sockets)
+
+    async def on_rooms(self, socket):
+        from realtime import cluster
+
+        return await cluster.arooms()
+
+    async def on_disconnect_room(self, socket, room):
+        from realtime import cluster
+
+        return await cluster.adisconnect_sockets(room=room)
+
+    async def on_join_room(self, socket, room, rooms):
+        from realtime import cluster
+
+        return await cluster.asockets_join(rooms, room=room)
+
+    async def on_server_emit(self, socket, *args):
+        from realtime import cluster
+
+        return await cluster.aserver_side_emit("ping-servers", *args)
+
+
+def _register_server_event():
+    from realtime import cluster
+
+    @cluster.on_server_event("ping-servers")
+    async def ping_servers(*args):
+        from realtime.node import node
+
+        return [node.key, *args]
+
+
+_register_server_event()

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 
+from ..node import node
 from ..protocol.http import Request
 from ..sessions import ClientRequest, Endpoint
 
@@ -29,6 +30,8 @@ class EngineConsumer(AsyncConsumer):
         self.endpoint = endpoint
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        if not node.serving:
+            await node.start(serving=True)  # the first request makes this process a cluster member
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+from ..node import node
 from ..protocol.engine import Transport
 from ..protocol.engineio import encode_payload
 from ..protocol.http import (
@@ -15,6 +17,7 @@ from ..protocol.http import (
     cors_headers,
     origin_allowed,
 )
+from . import forwarding
 from .base import EngineConsumer
 from .exchange import JSON, TEXT, PollResponder
 
@@ -29,6 +32,8 @@ class PollingConsumer(EngineConsumer, PollResponder):
         self.body: list[bytes] = []
         self.size = 0
         self.cors: list[tuple[bytes, bytes]] = []
+        self.forwarding: asyncio.Task[None] | None = None
+        self.forwarded_sid = self.forward_id = ""
 
     async def http_request(self, message: dict[str, Any]) -> None:
         if self.answered:
@@ -44,7 +49,18 @@ class PollingConsumer(EngineConsumer, PollResponder):
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
         await self.cancelled()
+        if self.forwarding is not None and not self.forwarding.done():
+            self.forwarding.cancel()
+            await forwarding.cancel_poll(self.forwarded_sid, self.forward_id)
         self.stop()
+
+    async def forward(self, sid: str, method: str, body: bytes) -> None:
+        """Another process owns this sid: let it answer (a held GET may wait a whole ping interval)."""
+        config = self.endpoint.config
+        timeout = (config.ping_interval + config.ping_timeout) / 1000 + 5
+        self.forwarded_sid, self.forward_id = sid, node.new_id()
+        answer = await forwarding.forward_poll(self.endpoint.path, sid, method, body, timeout, self.forward_id)
+        await self.respond(answer["status"], answer["body"], *(tuple(h) for h in answer["headers"]))
 
     async def handle(self, body: bytes) -> None:
         method = self.scope["method"]
@@ -64,7 +80,9 @@ class PollingConsumer(EngineConsumer, PollResponder):
             await self.handshake()
             return
         session = self.endpoint.sessions.get(sid)
-        if session is None:
+        if session is None and forwarding.owner_of(sid) is not None:
+            self.forwarding = asyncio.get_running_loop().create_task(self.forward(sid, method, body))
+        elif session is None:
             await self.refuse(SESSION_ID_UNKNOWN, sid)
         elif method == "GET":
             await self.get(session)

@@ -8,6 +8,7 @@ from typing import Any
 from ..protocol.engine import Transport
 from ..protocol.http import SESSION_ID_UNKNOWN, check_request
 from ..sessions import Session
+from . import forwarding
 from .base import EngineConsumer
 
 logger = logging.getLogger("realtime.engineio")
@@ -21,6 +22,8 @@ class WebSocketConsumer(EngineConsumer):
     def __init__(self, endpoint: Any) -> None:
         super().__init__(endpoint)
         self.session: Session | None = None
+        self.relay_id: str | None = None
+        self.relayed_sid = ""
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         request = self.engine_request("GET", websocket=True)
@@ -28,7 +31,8 @@ class WebSocketConsumer(EngineConsumer):
             request, transports=self.endpoint.transports, allowed_origins=self.endpoint.allowed_origins
         )
         sid = request.query.get("sid")
-        if refusal is None and sid is not None and sid not in self.endpoint.sessions:
+        relayed = sid is not None and sid not in self.endpoint.sessions and forwarding.owner_of(sid) is not None
+        if refusal is None and sid is not None and sid not in self.endpoint.sessions and not relayed:
             refusal = SESSION_ID_UNKNOWN
         if refusal is not None:
             logger.warning(
@@ -47,6 +51,9 @@ class WebSocketConsumer(EngineConsumer):
             logger.debug("sid=%s opened over websocket from %s", self.session.sid, self.client_label())
             await self.session.start(websocket=self)
             return
+        if relayed:
+            await self.start_relay(sid)
+            return
         session = self.endpoint.sessions[sid]
         if session.attach_probe(self):
             self.session = session
@@ -57,21 +64,40 @@ class WebSocketConsumer(EngineConsumer):
             )
             await self.shut()
 
+    async def start_relay(self, sid: str) -> None:
+        """The session lives in another process: pipe this WebSocket to it through the layer."""
+        self.relay_id = await forwarding.attach_relay(self, self.endpoint.path, sid)
+        if self.relay_id is None:
+            logger.warning("sid=%s: WebSocket from %s refused by the owning process", sid, self.client_label())
+            await self.shut()
+        else:
+            self.relayed_sid = sid
+
     async def websocket_receive(self, message: dict[str, Any]) -> None:
-        session = self.session
-        if session is None:
-            return
         frame = message.get("text")
         if frame is None:
             frame = message.get("bytes") or b""
         if _size(frame) > self.endpoint.config.max_payload:
-            logger.warning("sid=%s closed: WebSocket frame over MAX_PAYLOAD", session.sid)
-            await session.payload_too_large(self)
-            await self.shut(MESSAGE_TOO_BIG)
-            return
-        await session.receive_frame(frame, self)
+            await self.too_large()
+        elif self.relay_id is not None:
+            await forwarding.relay_in(self.relayed_sid, self.relay_id, frame)
+        elif self.session is not None:
+            await self.session.receive_frame(frame, self)
+
+    async def too_large(self) -> None:
+        """A frame over MAX_PAYLOAD ends the session; the client sees close code 1009."""
+        logger.warning("sid=%s closed: WebSocket frame over MAX_PAYLOAD", self.session.sid if self.session else "?")
+        if self.relay_id is not None:
+            await forwarding.relay_gone(self.relayed_sid, self.relay_id)
+            self.relay_id = None
+        elif self.session is not None:
+            await self.session.payload_too_large(self)
+        await self.shut(MESSAGE_TOO_BIG)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if self.relay_id is not None:
+            await forwarding.relay_gone(self.relayed_sid, self.relay_id)
+            self.relay_id = None
         if self.session is not None:
             await self.session.websocket_closed(self)
             self.session = None

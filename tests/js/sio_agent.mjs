@@ -80,7 +80,12 @@ async function handle(command) {
       socket.disconnect();
       return null;
     case "state":
-      return { id: socket.id ?? null, connected: socket.connected, transport: socket.io.engine?.transport?.name ?? null };
+      return {
+        id: socket.id ?? null,
+        sid: socket.io.engine?.id ?? null,
+        connected: socket.connected,
+        transport: socket.io.engine?.transport?.name ?? null,
+      };
     case "exit":
       for (const s of sockets.values()) s.disconnect();
       setImmediate(() => process.exit(0));

@@ -1,4 +1,7 @@
-"""Broadcasting: to rooms, to a namespace, except rooms or sockets; from handlers, views or tasks.
+"""Broadcasting: ``emit``/``aemit`` and ``BroadcastOperator``, from handlers, views or tasks.
+
+(The module is not called ``emit``: ``from realtime import emit`` must give the
+function, and a submodule of that name would shadow it.)
 
 A broadcast's Socket.IO packet is encoded once; each recipient only gets the
 frames written to its transport. Local sockets are served directly, and one
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
+from django.db import transaction
 
 from .exceptions import AckTimeout
 from .node import node
@@ -179,3 +183,12 @@ def emit(
 ) -> None:
     """Sync twin of ``aemit`` for views, signal receivers, Celery tasks and management commands."""
     async_to_sync(aemit)(event, *args, to=to, except_=except_, namespace=namespace, volatile=volatile, local=local)
+
+
+def emit_on_commit(event: str, *args: Any, using: str | None = None, **options: Any) -> None:
+    """``emit`` once the surrounding transaction commits; never if it rolls back.
+
+    Outside a transaction (autocommit) it emits at once, as Django's
+    ``transaction.on_commit`` does.
+    """
+    transaction.on_commit(lambda: emit(event, *args, **options), using=using)

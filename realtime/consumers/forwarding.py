@@ -1,0 +1,187 @@
+"""Polling and WebSocket requests that reached a process other than the session's owner.
+
+No sticky sessions needed: a sid starts with its owner's key (node.py), so
+the process that received the request forwards it through the channel layer.
+A polling GET or POST travels as one request and its answer; a WebSocket
+(the upgrade) is relayed frame by frame: the owner sees a RemoteWebSocket
+attached to its Session, the receiving process pipes the real socket to it.
+Each forwarded request costs one channel-layer round trip (two Redis
+messages); requests that reach the owner directly cost nothing extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..node import DEFERRED, key_of_sid, node
+from ..protocol.http import SESSION_ID_UNKNOWN
+from ..sessions import ENDPOINTS, Session
+from .exchange import JSON, PollResponder
+
+if TYPE_CHECKING:
+    from .websocket import WebSocketConsumer
+
+logger = logging.getLogger("realtime.cluster")
+
+# request id -> the responder of a forwarded GET (so a cancel can find it)
+_held: dict[str, RemotePoll] = {}
+# (relay key, relay id) -> (session, the RemoteWebSocket attached to it)
+_attached: dict[tuple[str, str], tuple[Session, RemoteWebSocket]] = {}
+# relay id -> the local WebSocketConsumer relaying to another process
+relays: dict[str, WebSocketConsumer] = {}
+
+
+def _session(message: dict[str, Any]) -> Session | None:
+    endpoint = ENDPOINTS.get(message["path"])
+    return endpoint.sessions.get(message["sid"]) if endpoint is not None else None
+
+
+# -- at the owner ---------------------------------------------------------------------
+
+
+class RemotePoll(PollResponder):
+    """A polling request forwarded to us: its answer goes back through the layer."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.request = request
+
+    async def respond(self, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+        if self.answered:
+            return
+        self.answered = True
+        _held.pop(self.request["request_id"], None)
+        await node.reply(self.request, {"status": status, "body": body, "headers": [list(h) for h in headers]})
+
+
+async def _poll(message: dict[str, Any]) -> Any:
+    session = _session(message)
+    if session is None:
+        return {"status": 400, "body": SESSION_ID_UNKNOWN.body, "headers": [list(JSON)]}
+    logger.debug("sid=%s: %s forwarded by %s", session.sid, message["method"], message["origin"])
+    responder = RemotePoll(message)
+    _held[message["request_id"]] = responder
+    work = responder.get(session) if message["method"] == "GET" else responder.post(session, message["body"])
+    asyncio.get_running_loop().create_task(work)  # a POST may run a CONNECT: do not hold up the layer
+    return DEFERRED
+
+
+async def _poll_cancel(message: dict[str, Any]) -> None:
+    responder = _held.pop(message["cancels"], None)
+    if responder is not None:
+        await responder.cancelled()
+
+
+class RemoteWebSocket:
+    """A WebSocket held by another process, as the owner's Session sees it (a FrameSink)."""
+
+    def __init__(self, relay: str, relay_id: str) -> None:
+        self.relay = relay
+        self.relay_id = relay_id
+
+    async def write(self, frame: str | bytes) -> None:
+        await node.send(self.relay, {"type": "realtime.ws_out", "relay_id": self.relay_id, "frame": frame})
+
+    async def shut(self, code: int = 1000) -> None:
+        await node.send(self.relay, {"type": "realtime.ws_shut", "relay_id": self.relay_id, "code": code})
+
+
+async def _ws_attach(message: dict[str, Any]) -> Any:
+    session = _session(message)
+    if session is None:
+        return {"ok": False}
+    sink = RemoteWebSocket(message["origin"], message["relay_id"])
+    if not session.attach_probe(sink):
+        return {"ok": False}
+    _attached[(sink.relay, sink.relay_id)] = (session, sink)
+    logger.debug("sid=%s: WebSocket relayed by %s", session.sid, sink.relay)
+    return {"ok": True}
+
+
+async def _ws_in(message: dict[str, Any]) -> None:
+    attached = _attached.get((message["origin"], message["relay_id"]))
+    if attached is not None:
+        session, sink = attached
+        await session.receive_frame(message["frame"], sink)
+
+
+async def _ws_gone(message: dict[str, Any]) -> None:
+    attached = _attached.pop((message["origin"], message["relay_id"]), None)
+    if attached is not None:
+        session, sink = attached
+        await session.websocket_closed(sink)
+
+
+# -- at the process that received the request ----------------------------------------
+
+
+def owner_of(sid: str) -> str | None:
+    """The key of the process that owns ``sid``, when that is another process of the cluster."""
+    key = key_of_sid(sid)
+    return key if node.clustered and key != node.key else None
+
+
+async def forward_poll(
+    path: str, sid: str, method: str, body: bytes, timeout: float, request_id: str
+) -> dict[str, Any]:
+    """Forward a polling request to the sid's owner; its answer (status, body, headers)."""
+    owner = key_of_sid(sid)
+    message = {"type": "realtime.poll", "path": path, "sid": sid, "method": method, "body": body}
+    try:
+        return await node.request(owner, message, timeout, request_id)
+    except TimeoutError:
+        logger.warning("sid=%s: owner %s did not answer a forwarded %s", sid, owner, method)
+        return {"status": 400, "body": SESSION_ID_UNKNOWN.body, "headers": [list(JSON)]}
+
+
+async def cancel_poll(sid: str, request_id: str) -> None:
+    await node.send(key_of_sid(sid), {"type": "realtime.poll_cancel", "cancels": request_id})
+
+
+async def attach_relay(consumer: WebSocketConsumer, path: str, sid: str) -> str | None:
+    """Attach a local WebSocket to the owner's session as its probe; the relay id, or None if refused."""
+    relay_id = node.new_id()
+    relays[relay_id] = consumer
+    message = {"type": "realtime.ws_attach", "path": path, "sid": sid, "relay_id": relay_id}
+    try:
+        answer = await node.request(key_of_sid(sid), message, 5.0)
+    except TimeoutError:
+        answer = {"ok": False}
+    if not answer["ok"]:
+        relays.pop(relay_id, None)
+        return None
+    return relay_id
+
+
+async def relay_in(sid: str, relay_id: str, frame: str | bytes) -> None:
+    await node.send(key_of_sid(sid), {"type": "realtime.ws_in", "relay_id": relay_id, "frame": frame})
+
+
+async def relay_gone(sid: str, relay_id: str) -> None:
+    relays.pop(relay_id, None)
+    await node.send(key_of_sid(sid), {"type": "realtime.ws_gone", "relay_id": relay_id})
+
+
+async def _ws_out(message: dict[str, Any]) -> None:
+    consumer = relays.get(message["relay_id"])
+    if consumer is not None:
+        await consumer.write(message["frame"])
+
+
+async def _ws_shut(message: dict[str, Any]) -> None:
+    consumer = relays.get(message["relay_id"])
+    if consumer is not None:
+        await consumer.shut(message["code"])
+
+
+for _type, _handler in {
+    "realtime.poll": _poll,
+    "realtime.poll_cancel": _poll_cancel,
+    "realtime.ws_attach": _ws_attach,
+    "realtime.ws_in": _ws_in,
+    "realtime.ws_gone": _ws_gone,
+    "realtime.ws_out": _ws_out,
+    "realtime.ws_shut": _ws_shut,
+}.items():
+    node.on(_type, _handler)

@@ -1,0 +1,262 @@
+"""Several daphne processes on one private Redis: the behaviour of one process, across all of them."""
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+
+from tests.clients.node import NodeAgent
+from tests.cluster import Cluster, ensure_redis_installed
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ensure_redis_installed()
+    cluster = Cluster(3).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+async def agent():
+    agent = await NodeAgent().start()
+    yield agent
+    await agent.close()
+
+
+async def heard(socket, event="news"):
+    await socket.emit_with_ack("echo")  # a round trip: what the server wrote before has landed
+    return [args[1:] for kind, args in socket.drain() if kind == "event" and args[0] == event]
+
+
+async def spread(agent, cluster, per_server=2, transport="websocket"):
+    """``per_server`` sockets connected straight to each process, named a0, a1, b0, ..."""
+    sockets = {}
+    for letter, server in zip("abc", cluster.servers, strict=False):
+        for i in range(per_server):
+            sockets[f"{letter}{i}"] = await agent.socket(f"{letter}{i}").connect(server.url, transport)
+    return sockets
+
+
+async def test_room_broadcast_reaches_every_process_exactly_once(agent, cluster):
+    s = await spread(agent, cluster)
+    for name in ("a1", "b0", "b1", "c0"):
+        await s[name].emit_with_ack("join", "room-x", "room-y")  # in both rooms: still once
+    await s["c1"].emit_with_ack("join", "room-y")
+    assert await s["a0"].emit_with_ack("broadcast", {"event": "news", "to": ["room-x", "room-y"], "args": [1]}) == [
+        "sent"
+    ]
+    for name in ("a1", "b0", "b1", "c0", "c1"):
+        assert await heard(s[name]) == [[1]], name
+    assert await heard(s["a0"]) == []
+
+
+async def test_except_and_namespace_wide_across_processes(agent, cluster):
+    s = await spread(agent, cluster)
+    await s["b0"].emit_with_ack("join", "muted")
+    await s["c1"].emit_with_ack("join", "muted")
+    spec = {"event": "news", "except": ["muted"], "include_self": True, "args": ["all but muted"]}
+    assert await s["a0"].emit_with_ack("broadcast", spec) == ["sent"]
+    for name, expected in {"a0": 1, "a1": 1, "b0": 0, "b1": 1, "c0": 1, "c1": 0}.items():
+        assert await heard(s[name]) == [["all but muted"]] * expected, name
+
+
+async def test_local_stays_on_its_process(agent, cluster):
+    s = await spread(agent, cluster, per_server=1)
+    assert await s["a0"].emit_with_ack("broadcast", {"event": "news", "local": True, "include_self": True}) == ["sent"]
+    assert await heard(s["a0"]) == [[]]
+    assert await heard(s["b0"]) == []
+
+
+async def test_emit_to_a_socket_id_on_another_process(agent, cluster):
+    s = await spread(agent, cluster, per_server=1)
+    assert await s["a0"].emit_with_ack("broadcast", {"event": "news", "to": [s["c0"].id], "args": ["dm"]}) == ["sent"]
+    assert await heard(s["c0"]) == [["dm"]]
+
+
+def post_json(url, body):
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(request, timeout=10).read())
+
+
+async def test_emit_from_a_django_view_reaches_all_processes(agent, cluster):
+    s = await spread(agent, cluster, per_server=1)
+    for socket in s.values():
+        await socket.emit_with_ack("join", "viewers")
+    body = {"event": "news", "args": ["from a view"], "to": "viewers"}
+    assert await asyncio.to_thread(post_json, f"{cluster.servers[1].url}/test/emit/", body) == {"ok": True}
+    for socket in s.values():
+        assert await socket.next_event("news") == ["from a view"]
+
+
+async def test_emit_from_the_management_command(agent, cluster):
+    s = await spread(agent, cluster, per_server=1)
+    await s["b0"].emit_with_ack("join", "ops")
+    result = await asyncio.to_thread(cluster.manage, "realtime_emit", "news", '["cli", 1]', "--to", "ops")
+    assert result.returncode == 0, result.stderr
+    assert "emitted 'news' to ops" in result.stdout
+    assert await s["b0"].next_event("news") == ["cli", 1]
+    assert await heard(s["a0"]) == []
+
+
+SHELL_ON_COMMIT = """
+from django.db import transaction
+from realtime.broadcast import emit_on_commit
+with transaction.atomic():
+    emit_on_commit("news", "committed", to="tx")
+try:
+    with transaction.atomic():
+        emit_on_commit("news", "rolled back", to="tx")
+        raise RuntimeError("roll back")
+except RuntimeError:
+    pass
+emit_on_commit("news", "autocommit", to="tx")
+"""
+
+
+async def test_emit_on_commit_sends_after_commit_and_never_after_rollback(agent, cluster):
+    s = await spread(agent, cluster, per_server=1)
+    await s["c0"].emit_with_ack("join", "tx")
+    result = await asyncio.to_thread(cluster.manage, "shell", "-c", SHELL_ON_COMMIT)
+    assert result.returncode == 0, result.stderr
+    assert await s["c0"].next_event("news") == ["committed"]
+    assert await s["c0"].next_event("news") == ["autocommit"]
+    assert await heard(s["c0"]) == []
+
+
+async def test_fetch_sockets_rooms_and_disconnect_across_processes(agent, cluster):
+    ops = await agent.socket("ops").connect(cluster.servers[0].url + "/cluster", "websocket")
+    s = await spread(agent, cluster, per_server=1)
+    for name in ("b0", "c0"):
+        await s[name].emit_with_ack("join", "fetched")
+    [found] = await ops.emit_with_ack("fetch", "fetched")
+    assert sorted(f[0] for f in found) == sorted([s["b0"].id, s["c0"].id])
+    assert len({f[2] for f in found}) == 2  # from two different processes
+    [rooms] = await ops.emit_with_ack("rooms")
+    assert rooms["fetched"] == 2
+
+    sync_view = await asyncio.to_thread(
+        lambda: json.loads(urllib.request.urlopen(f"{cluster.servers[2].url}/test/sockets/?room=fetched").read())
+    )
+    assert sorted(x["id"] for x in sync_view["sockets"]) == sorted([s["b0"].id, s["c0"].id])
+
+    assert await ops.emit_with_ack("join_room", "fetched", ["joined-later"]) == [2]
+    [rooms] = await ops.emit_with_ack("rooms")
+    assert rooms["joined-later"] == 2
+
+    assert await ops.emit_with_ack("disconnect_room", "fetched") == [2]
+    for name in ("b0", "c0"):
+        assert await s[name].next("disconnect") == ("disconnect", ["io server disconnect"])
+    [found] = await ops.emit_with_ack("fetch", "fetched")
+    assert found == []
+
+
+async def test_server_side_emit_collects_every_process(agent, cluster):
+    ops = await agent.socket("ops").connect(cluster.servers[1].url + "/cluster", "websocket")
+    [answers] = await ops.emit_with_ack("server_emit", "hi")
+    assert len(answers) == 3
+    assert {a[1] for a in answers} == {"hi"}
+    assert len({a[0] for a in answers}) == 3
+
+
+@pytest.mark.parametrize("transport", ["polling", "upgrade", "websocket"])
+async def test_round_robin_proxy_without_affinity(agent, cluster, transport):
+    """Every request may land on another process: the owner answers through the layer."""
+    socket = await agent.socket("p").connect(cluster.proxy.url, transport)
+    other = await agent.socket("q").connect(cluster.servers[2].url, "websocket")
+    await socket.emit_with_ack("join", "proxied")
+    for i in range(30):
+        assert await socket.emit_with_ack("echo", i, "x" * i) == [i, "x" * i]
+    await other.emit_with_ack("broadcast", {"event": "news", "to": ["proxied"], "args": ["via layer"]})
+    assert await socket.next_event("news") == ["via layer"]
+    state = await socket.state()
+    assert state["connected"]
+    assert state["transport"] == ("polling" if transport == "polling" else "websocket")
+    logs = "".join(server.log() for server in cluster.servers)
+    if transport == "polling":
+        assert f"sid={state['sid']}: GET forwarded by" in logs
+        assert f"sid={state['sid']}: POST forwarded by" in logs
+
+
+@pytest.fixture
+def celery_worker(cluster, tmp_path):
+    worker = cluster.celery_worker(tmp_path / "celery.log")
+    yield worker
+    worker.terminate()
+    worker.wait(20)
+
+
+async def test_celery_worker_emits(agent, cluster, celery_worker):
+    s = await spread(agent, cluster, per_server=1)
+    await s["a0"].emit_with_ack("join", "celery")
+    send = "from project.celery import notify; notify.delay('news', {'from': 'celery'}, room='celery')"
+    result = await asyncio.to_thread(cluster.python, send)
+    assert result.returncode == 0, result.stderr
+    assert await s["a0"].next_event("news", timeout=30) == [{"from": "celery"}]
+    assert await heard(s["b0"]) == []
+
+
+@pytest.fixture
+def small_cluster():
+    """A cluster of two that a test may damage (kill a process, restart Redis)."""
+    cluster = Cluster(2).start()
+    yield cluster
+    cluster.stop()
+
+
+async def test_a_killed_process_vanishes_and_the_others_keep_serving(agent, small_cluster):
+    a, b = small_cluster.servers
+    ops = await agent.socket("ops").connect(a.url + "/cluster", "websocket")
+    x = await agent.socket("x").connect(a.url, "websocket")
+    y = await agent.socket("y").connect(b.url, "websocket")
+    for socket in (x, y):
+        await socket.emit_with_ack("join", "k")
+    [found] = await ops.emit_with_ack("fetch", "k")
+    assert sorted(f[0] for f in found) == sorted([x.id, y.id])
+
+    mark = a.mark()
+    b.kill()
+    assert await y.next("disconnect") == ("disconnect", ["transport close"])
+    [found] = await ops.emit_with_ack("fetch", "k")  # answers within CLUSTER_TIMEOUT, without b
+    assert [f[0] for f in found] == [x.id]
+    # detected within 3 heartbeats (300 ms each here)
+    await a.await_log(r"peer \S+ silent for 3 heartbeats: considered dead", since=mark, timeout=3)
+    [rooms] = await ops.emit_with_ack("rooms")
+    assert rooms["k"] == 1
+    assert await x.emit_with_ack("echo", "still served") == ["still served"]
+
+
+async def test_redis_restart_under_load(agent, small_cluster):
+    a, b = small_cluster.servers
+    x = await agent.socket("x").connect(a.url, "websocket")
+    y = await agent.socket("y").connect(b.url, "websocket")
+    for socket in (x, y):
+        await socket.emit_with_ack("join", "r")
+    spec = {"event": "news", "to": ["r"], "include_self": True}
+    await x.emit_with_ack("broadcast", {**spec, "args": ["before"]})
+    assert await heard(y) == [["before"]]
+    assert await heard(x) == [["before"]]
+
+    mark_a, mark_b = a.mark(), b.mark()
+    small_cluster.redis.stop()
+    # local traffic never stops
+    for i in range(20):
+        assert await x.emit_with_ack("echo", i) == [i]
+    await x.emit_with_ack("broadcast", {**spec, "args": ["during"]})
+    assert await heard(x) == [["during"]]
+    await a.await_log(r"WARNING realtime\.node: heartbeat not sent", since=mark_a)
+
+    small_cluster.redis.start()
+    # cross-process traffic resumes by itself
+    async with asyncio.timeout(20):
+        while True:
+            await x.emit_with_ack("broadcast", {**spec, "args": ["after"]})
+            if ["after"] in await heard(y):
+                break
+            await asyncio.sleep(0.2)  # retry cadence while the layer reconnects, not synchronisation
+    assert "heartbeat not sent" in b.log()[mark_b:]
+    for server, mark in ((a, mark_a), (b, mark_b)):  # the logs say what happened
+        log = server.log()[mark:]
+        assert "channel layer unreachable" in log
+        await server.await_log(r"channel layer reachable again; cross-process traffic resumes", since=mark)

@@ -1,0 +1,86 @@
+"""A round-robin HTTP and WebSocket proxy with no session affinity, for the cluster tests.
+
+Every HTTP request (not every connection) goes to the next backend in turn,
+as nginx without ip_hash does, and so does every WebSocket. Run as
+``python tests/proxy.py PORT BACKEND_URL...``; it prints ``listening`` when ready.
+"""
+
+import asyncio
+import itertools
+import sys
+
+import aiohttp
+from aiohttp import web
+
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+
+
+def make_app(backends: list[str]) -> web.Application:
+    turn = itertools.cycle(backends)
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+
+    async def session(app: web.Application):
+        app["client"] = aiohttp.ClientSession(auto_decompress=False)
+        yield
+        await app["client"].close()
+
+    app.cleanup_ctx.append(session)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        backend = next(turn)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await relay_websocket(request, backend, headers)
+        async with app["client"].request(
+            request.method, backend + request.rel_url.raw_path_qs, headers=headers, data=await request.read()
+        ) as upstream:
+            body = await upstream.read()
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+            return web.Response(status=upstream.status, body=body, headers=out)
+
+    async def relay_websocket(request: web.Request, backend: str, headers: dict) -> web.StreamResponse:
+        headers = {k: v for k, v in headers.items() if not k.lower().startswith("sec-websocket")}
+        upstream = await app["client"].ws_connect(
+            backend.replace("http", "ws", 1) + request.rel_url.raw_path_qs, headers=headers, max_msg_size=0
+        )
+        client = web.WebSocketResponse(max_msg_size=0)
+        await client.prepare(request)
+
+        async def pump(source, sink):
+            async for message in source:
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    await sink.send_str(message.data)
+                elif message.type is aiohttp.WSMsgType.BINARY:
+                    await sink.send_bytes(message.data)
+                else:
+                    break
+            await sink.close(code=source.close_code or 1000)
+
+        await asyncio.gather(pump(client, upstream), pump(upstream, client), return_exceptions=True)
+        return client
+
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def main(port: int, backends: list[str]) -> None:
+    runner = web.AppRunner(make_app(backends), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("listening", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2:]))

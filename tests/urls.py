@@ -1,0 +1,34 @@
+"""The project's URLs plus views the cluster tests call."""
+
+import json
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
+
+from realtime import cluster
+from realtime.broadcast import emit
+
+
+@csrf_exempt
+def emit_view(request: HttpRequest) -> JsonResponse:
+    """A plain sync Django view that pushes an event, as a user's view would."""
+    body = json.loads(request.body)
+    emit(body["event"], *body.get("args", []), to=body.get("to"), namespace=body.get("namespace", "/"))
+    return JsonResponse({"ok": True})
+
+
+def sockets_view(request: HttpRequest) -> JsonResponse:
+    """fetch_sockets and rooms from sync code."""
+    room = request.GET.get("room") or None
+    sockets = cluster.fetch_sockets(room=room)
+    return JsonResponse(
+        {"sockets": [{"id": s.id, "rooms": s.rooms, "server": s.server} for s in sockets], "rooms": cluster.rooms()}
+    )
+
+
+urlpatterns = [
+    path("test/emit/", emit_view),
+    path("test/sockets/", sockets_view),
+    path("", include("project.urls")),
+]

@@ -8,13 +8,13 @@ PORT ?= 3000
 # Debian's Chromium, which tests/e2e/test_browser.py drives through playwright-core.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test setup chromium lint pytest conformance-server clean
+.PHONY: run test setup chromium redis lint pytest conformance-server clean
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/daphne -b 127.0.0.1 -p 8000 project.asgi:application
 
-test: setup chromium lint pytest
+test: setup chromium redis lint pytest
 
 setup: $(VENV)/.installed node_modules/.installed static/vendor/socket.io.min.js
 
@@ -42,10 +42,17 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 	test -x $@
 
+# The cluster tests start a private redis-server on a free port; it must be installed.
+redis:
+	@command -v redis-server >/dev/null || { \
+		echo "make: redis-server is missing; installing Debian's redis-server with apt-get (needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@command -v redis-server >/dev/null
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-pytest: setup chromium
+pytest: setup chromium redis
 	$(BIN)/python -m pytest
 
 # The public Engine.IO conformance suite (socketio/engine.io-protocol, test-suite/)

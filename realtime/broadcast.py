@@ -23,18 +23,18 @@ from django.db import transaction
 from .exceptions import AckTimeout
 from .node import node
 from .protocol import socketio
-from .protocol.engineio import Packet, PacketType
 from .rooms import group_name, local
+from .sessions import Outgoing
 
 if TYPE_CHECKING:
     from .namespaces import Socket
 
-Frames = list[Packet]
+Frames = Outgoing
 
 
 def encode_frames(packet: socketio.Packet) -> Frames:
-    """A Socket.IO packet as the Engine.IO MESSAGE packets that carry it."""
-    return [Packet(PacketType.MESSAGE, part) for part in socketio.encode(packet)]
+    """A Socket.IO packet as the Engine.IO messages that carry it, encoded once."""
+    return Outgoing.of(socketio.encode(packet))
 
 
 def event_frames(namespace: str, event: str, args: Iterable[Any], ack_id: int | None = None) -> Frames:
@@ -122,7 +122,7 @@ class BroadcastOperator:
             "volatile": self.is_volatile,
             "event": event,
             "args": list(args),
-            "frames": [p.data for p in frames],
+            "frames": [p.data for p in frames.packets],
         }
         if not self.rooms:
             await node.publish(group_name(self.namespace), {**message, "via": None})
@@ -151,7 +151,7 @@ async def _receive_broadcast(message: dict[str, Any]) -> None:
             for s in local.select(namespace, (via,), message["except_rooms"], message["except_ids"])
             if not any(room in s.rooms for room in earlier)
         ]
-    frames = [Packet(PacketType.MESSAGE, data) for data in message["frames"]]
+    frames = Outgoing.of(message["frames"])
     await _deliver(targets, frames, message["volatile"], message["event"], tuple(message["args"]))
 
 

@@ -191,8 +191,7 @@ class Socket:
         if event:
             for listener in self.any_outgoing_listeners:
                 listener(event, *args)
-        for frame in frames:
-            await session.send_packet(frame)
+        await session.send_outgoing(frames)
 
     async def send_packet(self, packet: socketio.Packet) -> None:
         await self.send_frames(encode_frames(packet))

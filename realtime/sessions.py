@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,6 +73,23 @@ class ClientRequest:
     address: str
     secure: bool
     user: Any = None  # set when an outer ASGI middleware already resolved the user
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Engine.IO messages encoded once: packets for buffers, wire frames for WebSockets.
+
+    A broadcast builds one and hands it to every recipient, so each of them
+    only writes frames (the measured cost of a broadcast is per recipient).
+    """
+
+    packets: tuple[Packet, ...]
+    wire: tuple[str | bytes, ...]
+
+    @classmethod
+    def of(cls, payloads: Iterable[str | bytes]) -> Outgoing:
+        packets = tuple(Packet(PacketType.MESSAGE, p) for p in payloads)
+        return cls(packets, tuple(encode_packet(p) for p in packets))
 
 
 # Every Endpoint of this process by its path, so a request forwarded from another process finds it.
@@ -168,6 +185,16 @@ class Session:
     # -- inbound ---------------------------------------------------------
     async def receive_frame(self, frame: str | bytes, source: FrameSink) -> None:
         """A WebSocket frame from either the active WebSocket or the probe."""
+        if source is self.websocket and self.conn.streaming:
+            # the hot path: a message on an open WebSocket changes no state, so skip the machinery
+            if isinstance(frame, bytes):
+                await self.handler.on_message(frame)
+                return
+            if frame[:1] == "4":
+                if packet_logger.isEnabledFor(logging.DEBUG):
+                    packet_logger.debug("sid=%s ws <- %r", self.sid, frame)
+                await self.handler.on_message(frame[1:])
+                return
         try:
             packet = decode_packet(frame)
             if packet_logger.isEnabledFor(logging.DEBUG):
@@ -237,6 +264,20 @@ class Session:
         await self._apply(self.conn.close("transport error"))
 
     # -- outbound --------------------------------------------------------
+    async def send_outgoing(self, outgoing: Outgoing) -> None:
+        """Send messages encoded beforehand (see Outgoing)."""
+        if self.conn.closed:
+            return
+        websocket = self.websocket
+        if self.conn.streaming and websocket is not None:
+            if packet_logger.isEnabledFor(logging.DEBUG):
+                packet_logger.debug("sid=%s ws -> %r", self.sid, outgoing.wire)
+            for frame in outgoing.wire:
+                await websocket.write(frame)
+            return
+        self.conn.outbox.extend(outgoing.packets)
+        await self._flush()
+
     async def send_packet(self, packet: Packet) -> None:
         if self.conn.closed:
             return

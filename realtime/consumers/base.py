@@ -24,10 +24,25 @@ class EngineConsumer(AsyncConsumer):
     every message: nothing here touches the ORM.
     """
 
-    channel_layer_alias = "__realtime_none__"  # no layer: not a configured alias
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' loop without its per-message ``asyncio.wait``: we read only the client.
+
+        AsyncConsumer multiplexes the client and a channel-layer channel with an
+        ``asyncio.wait`` and two ``ensure_future`` per message; with no channel
+        of our own, one plain await does the same for a tenth of the work.
+        """
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = None
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         if not node.serving:

@@ -106,9 +106,9 @@ class WebSocketConsumer(EngineConsumer):
     # -- FrameSink, used by the Session ---------------------------------
     async def write(self, frame: str | bytes) -> None:
         if isinstance(frame, str):
-            await self.send({"type": "websocket.send", "text": frame})
+            await self.base_send({"type": "websocket.send", "text": frame})
         else:
-            await self.send({"type": "websocket.send", "bytes": frame})
+            await self.base_send({"type": "websocket.send", "bytes": frame})
 
     async def shut(self, code: int = 1000) -> None:
         await self.send({"type": "websocket.close", "code": code})

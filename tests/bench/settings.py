@@ -1,0 +1,22 @@
+"""realtime under benchmark: the project's settings, quiet, with the benchmark namespace."""
+
+import os
+
+from project.settings import *  # noqa: F403
+
+DEBUG = False
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+REALTIME = {
+    "NAMESPACES": ["tests.bench.sockets.Bench"],
+    "MAX_PAYLOAD": 1_000_000,
+    "CONNECT_TIMEOUT": 45_000,
+    "CORS_ALLOWED_ORIGINS": ["*"],
+}
+if os.environ.get("REDIS_URL"):
+    REALTIME["HEARTBEAT_INTERVAL"] = 1_000
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

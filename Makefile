@@ -8,7 +8,7 @@ PORT ?= 3000
 # Debian's Chromium, which tests/e2e/test_browser.py drives through playwright-core.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test setup chromium redis lint pytest conformance-server clean
+.PHONY: run test bench setup chromium redis lint pytest conformance-server clean
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput
@@ -54,6 +54,15 @@ lint: $(VENV)/.installed
 
 pytest: setup chromium redis
 	$(BIN)/python -m pytest
+
+# Benchmarks against python-socketio on daphne and uvicorn (tests/bench/run.py); not part of `make test`.
+# BENCH_ARGS="--quick --rounds 1" for a short run.
+bench: setup redis $(VENV)/.bench
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
+
+$(VENV)/.bench: tests/bench/requirements.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r tests/bench/requirements.txt
+	touch $@
 
 # The public Engine.IO conformance suite (socketio/engine.io-protocol, test-suite/)
 # expects an echo endpoint at /engine.io/ on localhost:$(PORT).

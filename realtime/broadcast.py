@@ -90,10 +90,12 @@ class BroadcastOperator:
 
     async def emit(self, event: str, *args: Any) -> None:
         frames = event_frames(self.namespace, event, args)
+        if not self.is_local and node.clustered:
+            # other processes first: their fan-out then overlaps ours instead of following it
+            await self._publish(frames, event, args)
+            await asyncio.sleep(0)  # let the sender task put it on the wire
         targets = local.select(self.namespace, self.rooms, self.except_rooms, self.except_ids)
         await _deliver(targets, frames, self.is_volatile, event, args)
-        if not self.is_local:
-            await self._publish(frames, event, args)
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """Every reached client's answer (one list element each), within ``timeout(...)``.
@@ -111,8 +113,6 @@ class BroadcastOperator:
         return [r for r in results if not isinstance(r, BaseException)]
 
     async def _publish(self, frames: Frames, event: str, args: tuple[Any, ...]) -> None:
-        if not node.clustered:
-            return
         message = {
             "type": "realtime.broadcast",
             "ns": self.namespace,

@@ -146,9 +146,10 @@ class Socket:
         self.data: dict[str, Any] = {}
         self.rooms: set[str] = set()
         self.connected = False
-        self.packet_middleware: list[Callable[..., Any]] = list(nsp.packet_middleware)
-        self.any_listeners: list[Callable[..., Any]] = []
-        self.any_outgoing_listeners: list[Callable[..., Any]] = []
+        # tuples until something is added: most sockets never get a listener of their own
+        self.packet_middleware: Sequence[Callable[..., Any]] = nsp.packet_middleware
+        self.any_listeners: Sequence[Callable[..., Any]] = ()
+        self.any_outgoing_listeners: Sequence[Callable[..., Any]] = ()
         self._held: list[Frames] | None = []  # frames emitted during on_connect, sent after CONNECT
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
@@ -237,15 +238,15 @@ class Socket:
     # -- listeners ------------------------------------------------------------
     def use(self, middleware: Callable[..., Any]) -> None:
         """Add a packet middleware for this socket: f(socket, event, args)."""
-        self.packet_middleware.append(middleware)
+        self.packet_middleware = [*self.packet_middleware, middleware]
 
     def on_any(self, listener: Callable[..., Any]) -> None:
         """Call ``listener(event, *args)`` for every incoming event."""
-        self.any_listeners.append(listener)
+        self.any_listeners = [*self.any_listeners, listener]
 
     def on_any_outgoing(self, listener: Callable[..., Any]) -> None:
         """Call ``listener(event, *args)`` for every event sent to this client."""
-        self.any_outgoing_listeners.append(listener)
+        self.any_outgoing_listeners = [*self.any_outgoing_listeners, listener]
 
     # -- ending ---------------------------------------------------------------
     async def disconnect(self, close: bool = False) -> None:

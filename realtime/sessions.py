@@ -62,17 +62,26 @@ class PollSink(Protocol):
 HandlerFactory = Callable[["Session"], SessionHandler]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientRequest:
     """The handshake request, as plain values: the consumer reads the ASGI scope, nobody else does."""
 
     path: str
     query_string: str
     query: dict[str, str]
-    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    raw_headers: tuple[tuple[bytes, bytes], ...]  # as the ASGI server gave them
     address: str
     secure: bool
     user: Any = None  # set when an outer ASGI middleware already resolved the user
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-case names, repeated headers joined with ", " (decoded on demand: read at CONNECT only)."""
+        headers: dict[str, str] = {}
+        for name, value in self.raw_headers:
+            key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        return headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +134,23 @@ class Endpoint:
 
 class Session:
     """Carries out what the Connection decides, on whichever transport is attached."""
+
+    # one per connected client: no per-instance __dict__
+    __slots__ = (
+        "_loop",
+        "_poll",
+        "_ticking",
+        "_timer",
+        "_timer_at",
+        "_timers",
+        "conn",
+        "endpoint",
+        "handler",
+        "probe",
+        "request",
+        "sid",
+        "websocket",
+    )
 
     def __init__(self, endpoint: Endpoint, sid: str, transport: Transport, request: ClientRequest) -> None:
         self.endpoint = endpoint

@@ -24,7 +24,6 @@ class EngineConsumer(AsyncConsumer):
     every message: nothing here touches the ORM.
     """
 
-
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
 
@@ -67,17 +66,13 @@ class EngineConsumer(AsyncConsumer):
     def client_request(self) -> ClientRequest:
         """The handshake request as values for the Session (and the Socket.IO handshake)."""
         scope = self.scope
-        headers: dict[str, str] = {}
-        for name, value in scope.get("headers", ()):
-            key, text = name.decode("latin-1").lower(), value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
         query_string = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client") or ("", 0)
         return ClientRequest(
             path=scope.get("path", ""),
             query_string=query_string,
             query=dict(parse_qsl(query_string)),
-            headers=headers,
+            raw_headers=tuple(scope.get("headers", ())),
             address=client[0],
             secure=scope.get("scheme") in ("https", "wss"),
             user=scope.get("user"),

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.bench import forwarding
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 BIN = Path(sys.executable).parent
@@ -198,6 +200,19 @@ def run_cross_process(quick: bool, results: dict) -> None:
                 app, []
             ).append(value)
             print(f"  cross-process {app:16} {fmt(value)}", flush=True)
+        servers = [Server("realtime", "daphne", env), Server("realtime", "daphne", env)]
+        try:
+            time.sleep(2)
+            cost = forwarding.measure(servers[0].base, servers[1].base)
+        finally:
+            for server in servers:
+                server.stop()
+        results.setdefault("forwarding", []).append(cost)
+        print(
+            f"  polling echo round trip: sticky {cost['sticky_p50_ms']:.2f} ms, "
+            f"forwarded {cost['forwarded_p50_ms']:.2f} ms",
+            flush=True,
+        )
     finally:
         redis.kill()
 
@@ -219,6 +234,8 @@ def table(results: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for asgi_server, rows in results.items():
+        if asgi_server == "forwarding":
+            continue
         for name, apps in rows.items():
             ours, peer, bare = (median(apps.get(a, []), "rate") for a in ("realtime", "python-socketio", "bare ASGI"))
             lower_is_better = name.startswith("idle")
@@ -246,7 +263,7 @@ def plot(results: dict) -> Path | None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for asgi_server, rows in results.items():
-        if "Redis" in asgi_server:
+        if "Redis" in asgi_server or asgi_server == "forwarding":
             continue
         for app, style in (("realtime", "-o"), ("python-socketio", "--s")):
             points = sorted(
@@ -288,9 +305,18 @@ def main() -> None:
             run_round(asgi_server, args.quick, results)
         if not args.no_redis:
             run_cross_process(args.quick, results)
+    forwarded = results.get("forwarding", [])
+    forwarding_note = ""
+    if forwarded:
+        sticky = statistics.median(f["sticky_p50_ms"] for f in forwarded)
+        extra = statistics.median(f["forwarded_p50_ms"] for f in forwarded)
+        forwarding_note = (
+            f"\n\nPolling without sticky sessions (daphne + Redis, echo round trip = POST + GET, p50): "
+            f"{sticky:.2f} ms when the owner answers, {extra:.2f} ms when every request is forwarded.\n"
+        )
     markdown = (
         f"Measured {started} on {os.cpu_count()} cores ({os.uname().machine}), "
-        f"`make bench` ({args.rounds} rounds, medians):\n\n{table(results)}\n"
+        f"`make bench` ({args.rounds} rounds, medians):\n\n{table(results)}\n{forwarding_note}"
     )
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=1))
     (RESULTS / "latest.md").write_text(markdown)

@@ -7,6 +7,7 @@ class RealtimeConfig(AppConfig):
 
     def ready(self) -> None:
         from . import broadcast, checks, cluster  # noqa: F401  system checks; channel-layer message handlers
-        from .consumers.daphne import patch_daphne
+        from .consumers.daphne import close_sessions_on_shutdown, patch_daphne
 
         patch_daphne()
+        close_sessions_on_shutdown()

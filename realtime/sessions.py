@@ -256,6 +256,7 @@ class Session:
 
     async def poll(self, sink: PollSink) -> PollAnswer:
         """A polling GET: answered now, held, or refused."""
+        await self.catch_up()
         answer, packets, events = self.conn.poll(self._loop.time())
         if answer is PollAnswer.RESPOND:
             await sink.deliver(packets)
@@ -403,6 +404,12 @@ class Session:
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
         self._ticking = self._loop.create_task(self._tick())
+
+    async def catch_up(self) -> None:
+        """Apply a deadline that has passed but whose timer has not run yet (a busy loop runs timers late)."""
+        due = self.conn.deadline()
+        if due is not None and due <= self._loop.time():
+            await self._apply(self.conn.tick(self._loop.time()))
 
     async def _tick(self) -> None:
         await self._apply(self.conn.tick(self._loop.time()))

@@ -1,5 +1,6 @@
 """Namespaces the end-to-end tests drive (registered by tests/settings.py)."""
 
+import logging
 import re
 
 from django.dispatch import receiver
@@ -31,6 +32,7 @@ class Main(Namespace):
 
     async def on_disconnect(self, socket, reason):
         DISCONNECTS[socket.id] = reason
+        logging.getLogger("realtime.tests").info("on_disconnect %s: %s", socket.id, reason)
 
     async def on_echo(self, socket, *args):
         return args

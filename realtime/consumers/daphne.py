@@ -17,6 +17,8 @@ Other ASGI servers (uvicorn) need neither.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import Any
 
 RFC6455_SERVER_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
@@ -49,3 +51,29 @@ def patch_daphne() -> None:
         original_reply(self, message)
 
     WebSocketProtocol.handle_reply = handle_reply
+
+
+def close_sessions_on_shutdown() -> None:
+    """When daphne stops (SIGTERM, SIGINT), close every session first, with Socket.IO's reason.
+
+    Handlers then see ``server shutting down`` rather than ``transport close``.
+    Only under daphne, whose CLI installs Twisted's asyncio reactor before it
+    loads the application; elsewhere (manage.py, Celery, tests) importing the
+    reactor here would install the wrong one.
+    """
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None or type(reactor).__name__ != "AsyncioSelectorReactor":
+        return
+    from twisted.internet import defer
+
+    from ..sessions import ENDPOINTS
+
+    async def close_all() -> None:
+        for endpoint in list(ENDPOINTS.values()):
+            for session in list(endpoint.sessions.values()):
+                await session.close("server shutting down")
+
+    def before_shutdown() -> Any:
+        return defer.Deferred.fromFuture(asyncio.ensure_future(close_all()))
+
+    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)

@@ -38,6 +38,7 @@ class PollResponder:
             self.held_by = session
 
     async def post(self, session: Session, body: bytes) -> None:
+        await session.catch_up()
         if session.conn.closed or session.conn.transport is Transport.WEBSOCKET:
             await self.respond(400, BAD_REQUEST.body, JSON)
             return

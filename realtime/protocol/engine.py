@@ -233,7 +233,8 @@ class Connection:
             self.probe_lost()
             events.append(UpgradeAbandoned())
         if self._pong_deadline is None and now >= self._next_ping_at:
-            self._pong_deadline = now + self.config.ping_timeout / 1000
+            # from when the ping was due, not when the timer got to it: the timeout stays sharp
+            self._pong_deadline = self._next_ping_at + self.config.ping_timeout / 1000
             self.outbox.append(Packet(PacketType.PING))
         return events
 

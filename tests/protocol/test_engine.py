@@ -65,6 +65,13 @@ def test_no_pong_closes_at_interval_plus_timeout_sharp():
     assert conn.deadline() is None
 
 
+def test_a_late_timer_does_not_move_the_pong_deadline():
+    conn = polling()
+    conn.tick(0.37)  # the event loop ran the timer 70 ms late
+    assert conn.deadline() == pytest.approx(0.5)  # still interval + timeout after the start
+    assert conn.tick(0.5) == [Closed("ping timeout")]
+
+
 def test_pong_schedules_the_next_ping_from_the_pong():
     conn = polling()
     conn.tick(0.3)

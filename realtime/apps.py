@@ -4,9 +4,10 @@ from django.apps import AppConfig
 class RealtimeConfig(AppConfig):
     name = "realtime"
     verbose_name = "Realtime (Socket.IO)"
+    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import broadcast, checks, cluster  # noqa: F401  system checks; channel-layer message handlers
+        from . import broadcast, checks, cluster, policy, receivers  # noqa: F401  checks; layer handlers; receivers
         from .consumers.daphne import close_sessions_on_shutdown, patch_daphne
 
         patch_daphne()

@@ -1,27 +1,219 @@
-"""Who is connecting: the Django user behind a Socket.IO CONNECT.
+"""Who is connecting, and may they: authenticators, namespace requirements, token expiry.
+
+Every Socket.IO CONNECT runs ``REALTIME["AUTHENTICATORS"]`` in order (as DRF
+runs its authentication classes): the first that returns a user wins, one that
+raises ``ConnectionRefused`` refuses, and when all pass the socket is
+anonymous. Then the namespace's requirements (``login_required``,
+``permission_required``, ``groups_required``) and the credential's own limits
+(a token's namespaces) are checked. Refusals say only ``"invalid token"``,
+``"token expired"`` or ``"permission denied"``: nothing about which check failed.
 
 The user is resolved once per namespace connection, not per HTTP request:
 wrapping the Engine.IO routes in Channels' AuthMiddlewareStack would cost a
 thread hop and a session lookup on every polling request. A request whose
-scope already carried ``user`` (set by your own middleware) is trusted as is.
+scope already carried ``user`` (set by your own middleware, such as
+``AuthMiddlewareStack``) is trusted as is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import weakref
+from functools import lru_cache
 from http.cookies import SimpleCookie
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.models import AnonymousUser
+from django.core.signals import setting_changed
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.module_loading import import_string
 
+from . import tokens
+from .conf import realtime_settings
+from .exceptions import ConnectionRefused
 from .sessions import ClientRequest
+
+if TYPE_CHECKING:
+    from .namespaces import Socket
+
+logger = logging.getLogger("realtime.auth")
+
+INVALID_TOKEN = "invalid token"
+TOKEN_EXPIRED = "token expired"
+PERMISSION_DENIED = "permission denied"
+
+
+class Identity(NamedTuple):
+    """Who a CONNECT authenticated as, and with what (an AccessToken, or None for a session)."""
+
+    user: Any
+    credential: Any = None
+
+
+# -- authenticators --------------------------------------------------------------------
+
+
+class BaseAuthentication:
+    """Subclass and list in ``REALTIME["AUTHENTICATORS"]``.
+
+    ``authenticate`` returns a user, a ``(user, credential)`` pair, or None to
+    let the next authenticator try; it raises ``ConnectionRefused`` when the
+    client presented a credential that is wrong. A credential with an
+    ``allows_namespace(name)`` method limits the namespaces it opens, and one
+    with an ``expires`` datetime is disconnected when it passes.
+    """
+
+    async def authenticate(self, request: ClientRequest, auth: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class SessionAuthentication(BaseAuthentication):
+    """The Django session cookie: a browser on the same site is whoever is logged in."""
+
+    async def authenticate(self, request: ClientRequest, auth: dict[str, Any]) -> Any:
+        user = await user_from_request(request)
+        return user if user.is_authenticated else None
+
+
+class TokenAuthentication(BaseAuthentication):
+    """An ``AccessToken`` from ``auth.token`` (any Socket.IO client) or ``Authorization: Bearer``.
+
+    Strings that are not realtime tokens (no ``rt_`` start) are left alone, so
+    an application may keep its own meaning for ``auth.token``. One query per
+    CONNECT: the row by its indexed prefix, with its user.
+    """
+
+    keyword = "bearer"
+
+    async def authenticate(self, request: ClientRequest, auth: dict[str, Any]) -> Any:
+        raw = self.presented(request, auth)
+        if raw is None:
+            return None
+        parts = tokens.split(raw)
+        if parts is None:
+            raise ConnectionRefused(INVALID_TOKEN)
+        prefix, secret = parts
+        token = await database_sync_to_async(_token_by_prefix)(prefix)
+        if token is None or not tokens.matches(secret, token.secret_hash):
+            raise ConnectionRefused(INVALID_TOKEN)
+        # only a holder of the right secret learns more than "invalid"
+        if token.revoked or not token.user.is_active:
+            raise ConnectionRefused(INVALID_TOKEN)
+        if token.is_expired():
+            raise ConnectionRefused(TOKEN_EXPIRED)
+        return token.user, token
+
+    def presented(self, request: ClientRequest, auth: dict[str, Any]) -> str | None:
+        """The realtime token the client sent, if any (the CONNECT auth object first)."""
+        candidate = auth.get("token")
+        if tokens.is_ours(candidate):
+            return candidate
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        value = value.strip()
+        if scheme.lower() == self.keyword and tokens.is_ours(value):
+            return value
+        return None
+
+
+def _token_by_prefix(prefix: str) -> Any:
+    from .models import AccessToken
+
+    return AccessToken.objects.select_related("user").filter(prefix=prefix).first()
+
+
+@lru_cache(maxsize=1)
+def authenticators() -> tuple[BaseAuthentication, ...]:
+    return tuple(import_string(path)() for path in realtime_settings()["AUTHENTICATORS"])
+
+
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting == "REALTIME":
+        authenticators.cache_clear()
+
+
+setting_changed.connect(_reset)
+
+
+async def authenticate(request: ClientRequest, auth: dict[str, Any]) -> Identity:
+    """Run the authenticators in order; anonymous when none recognises the client."""
+    for authenticator in authenticators():
+        result = await authenticator.authenticate(request, auth)
+        if result is None:
+            continue
+        if isinstance(result, tuple):
+            return Identity(*result)
+        return Identity(result)
+    return Identity(AnonymousUser())
+
+
+# -- what a namespace requires ------------------------------------------------------------
+
+
+async def authorize(socket: Socket) -> None:
+    """Refuse with "permission denied" unless the socket's user and credential may use its namespace."""
+    nsp, user, credential = socket.nsp, socket.user, getattr(socket, "credential", None)
+    allows = getattr(credential, "allows_namespace", None)
+    if allows is not None and not allows(socket.namespace):
+        raise ConnectionRefused(PERMISSION_DENIED)
+    needs_login = nsp.login_required or nsp.permission_required or nsp.groups_required
+    if needs_login and not user.is_authenticated:
+        raise ConnectionRefused(PERMISSION_DENIED)
+    if (nsp.permission_required or nsp.groups_required) and not await database_sync_to_async(_passes)(nsp, user):
+        raise ConnectionRefused(PERMISSION_DENIED)
+
+
+def _passes(nsp: Any, user: Any) -> bool:
+    """Permissions (all of them) and groups (any of them): the ORM part of ``authorize``."""
+    perms = nsp.permission_required
+    perms = (perms,) if isinstance(perms, str) else tuple(perms)
+    if perms and not user.has_perms(perms):
+        return False
+    groups = tuple(nsp.groups_required)
+    return not groups or user.groups.filter(name__in=groups).exists()
+
+
+# -- sockets whose credential expires ---------------------------------------------------------
+
+_expiry: weakref.WeakKeyDictionary[Any, asyncio.TimerHandle] = weakref.WeakKeyDictionary()
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def arm_expiry(socket: Socket) -> None:
+    """Disconnect ``socket`` when its credential's ``expires`` passes (re-arming replaces the timer)."""
+    old = _expiry.pop(socket, None)
+    if old is not None:
+        old.cancel()
+    expires = getattr(socket.credential, "expires", None)
+    if expires is None or not socket.connected:
+        return
+    delay = max(0.0, (expires - timezone.now()).total_seconds())
+    _expiry[socket] = socket.connection.session.call_later(delay, lambda: _spawn(_expire(socket)))
+
+
+async def _expire(socket: Socket) -> None:
+    _expiry.pop(socket, None)
+    if socket.connected:
+        logger.info("socket %s disconnected: its credential expired", socket.id)
+        await socket.disconnect()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+# -- the Django session ---------------------------------------------------------------------
 
 
 async def user_from_request(request: ClientRequest) -> Any:
+    """The user of the request's Django session cookie (or of the scope), else AnonymousUser."""
     if request.user is not None:
         return request.user
     session_key = _session_key(request.headers.get("cookie"))

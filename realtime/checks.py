@@ -19,7 +19,10 @@ POSITIVE_INTS = (
     "CONNECT_TIMEOUT",
     "HEARTBEAT_INTERVAL",
     "CLUSTER_TIMEOUT",
+    "REGISTRY_FLUSH_INTERVAL",
+    "METRICS_INTERVAL",
 )
+BOOLEANS = ("REQUIRE_DECLARED_ROOMS", "REGISTRY")
 
 
 @register()
@@ -35,6 +38,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         *_origins(merged["CORS_ALLOWED_ORIGINS"]),
         *_path(merged["PATH"]),
         *_imports(merged, "NAMESPACES"),
+        *_authenticators(merged["AUTHENTICATORS"]),
+        *_booleans(merged),
     ]
 
 
@@ -113,6 +118,36 @@ def _imports(merged: dict[str, Any], key: str) -> list[Any]:
                 Error(f"REALTIME[{key!r}] names {path!r}, which cannot be imported: {exc}", id="realtime.E006")
             )
     return errors
+
+
+def _authenticators(value: Any) -> list[Any]:
+    """Each entry must import to a class with an ``authenticate`` method: a typo fails at startup."""
+    from django.utils.module_loading import import_string
+
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        return [Error("REALTIME['AUTHENTICATORS'] must be a list of import strings.", id="realtime.E007")]
+    errors = []
+    for path in value:
+        try:
+            cls = import_string(path)
+        except ImportError as exc:
+            errors.append(
+                Error(f"REALTIME['AUTHENTICATORS'] names {path!r}, which cannot be imported: {exc}", id="realtime.E007")
+            )
+            continue
+        if not callable(getattr(cls, "authenticate", None)):
+            errors.append(
+                Error(f"REALTIME['AUTHENTICATORS'] names {path!r}, which has no authenticate().", id="realtime.E007")
+            )
+    return errors
+
+
+def _booleans(merged: dict[str, Any]) -> list[Any]:
+    return [
+        Error(f"REALTIME[{key!r}] must be True or False, not {merged[key]!r}.", id="realtime.E008")
+        for key in BOOLEANS
+        if not isinstance(merged[key], bool)
+    ]
 
 
 def import_namespace_entry(path: str) -> Any:

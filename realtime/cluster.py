@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
 
 from .conf import realtime_settings
-from .node import node
+from .node import NODES_GROUP, node
 from .rooms import local
 
 
@@ -110,6 +111,36 @@ async def _server_event(message: dict[str, Any]) -> Any:
     return await call(handler, *message["args"])
 
 
+def _local_sockets() -> list[Any]:
+    return [socket for sockets in list(local.sockets.values()) for socket in list(sockets.values())]
+
+
+def _key(value: Any) -> str:
+    """Primary keys compared as text: they cross the channel layer as strings (ints, UUIDs alike)."""
+    return str(value)
+
+
+async def _credentials_changed(message: dict[str, Any]) -> int:
+    """Revoked tokens and users lose their sockets here; a token whose expiry moved is re-armed."""
+    from .auth import arm_expiry
+
+    tokens, users = set(message.get("tokens", ())), set(message.get("users", ()))
+    expiries = message.get("expiries", {})
+    dropped = 0
+    for socket in _local_sockets():
+        token_id = getattr(socket.credential, "pk", None)
+        user = socket.user
+        user_id = _key(user.pk) if getattr(user, "is_authenticated", False) else None
+        if (token_id is not None and _key(token_id) in tokens) or (user_id is not None and user_id in users):
+            await socket.disconnect()
+            dropped += 1
+        elif token_id is not None and _key(token_id) in expiries:
+            expires = expiries[_key(token_id)]
+            socket.credential.expires = datetime.fromisoformat(expires) if expires else None
+            arm_expiry(socket)
+    return dropped
+
+
 for _type, _handler in {
     "realtime.fetch_sockets": _fetch,
     "realtime.sockets_join": _join,
@@ -117,6 +148,7 @@ for _type, _handler in {
     "realtime.disconnect_sockets": _disconnect,
     "realtime.rooms": _rooms,
     "realtime.server_event": _server_event,
+    "realtime.credentials_changed": _credentials_changed,
 }.items():
     node.on(_type, _handler)
 
@@ -174,6 +206,27 @@ async def aserver_side_emit(event: str, *args: Any, timeout: float | None = None
     return await node.request_all(message, _timeout(timeout))
 
 
+async def adisconnect_credentials(
+    tokens: Iterable[Any] = (), users: Iterable[Any] = (), expiries: dict[Any, datetime | None] | None = None
+) -> None:
+    """Disconnect, in every process, the sockets authenticated by ``tokens`` (AccessToken pks) or
+    belonging to ``users`` (user pks), and move the expiry of tokens in ``expiries``.
+
+    Fire and forget: one message to every process, answered by none, so a
+    revocation reaches the sockets in one channel-layer hop and the caller
+    (a receiver in an admin request or a management command) never waits.
+    """
+    message = {
+        "type": "realtime.credentials_changed",
+        "tokens": [_key(t) for t in tokens],
+        "users": [_key(u) for u in users],
+        "expiries": {_key(k): v.isoformat() if v else None for k, v in (expiries or {}).items()},
+    }
+    await _credentials_changed(message)
+    if node.clustered:
+        await node.publish(NODES_GROUP, message)
+
+
 def _list(rooms: str | Iterable[str]) -> list[str]:
     return [rooms] if isinstance(rooms, str) else list(rooms)
 
@@ -184,3 +237,4 @@ sockets_leave = async_to_sync(asockets_leave)
 disconnect_sockets = async_to_sync(adisconnect_sockets)
 rooms = async_to_sync(arooms)
 server_side_emit = async_to_sync(aserver_side_emit)
+disconnect_credentials = async_to_sync(adisconnect_credentials)

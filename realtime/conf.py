@@ -43,6 +43,18 @@ DEFAULTS: dict[str, Any] = {
     # the Session and returning an object with on_open/on_message/on_close.
     # The Socket.IO server by default; realtime.testing.EchoHandler echoes.
     "HANDLER": "realtime.server.Connection",
+    # Who is connecting: authenticator classes (import strings), tried in order
+    # at every CONNECT, like DRF's DEFAULT_AUTHENTICATION_CLASSES. Each returns
+    # a user (or (user, credential)), None to pass, or raises ConnectionRefused.
+    "AUTHENTICATORS": ["realtime.auth.TokenAuthentication", "realtime.auth.SessionAuthentication"],
+    # When True, socket.join_checked() refuses rooms that no Room row declares.
+    "REQUIRE_DECLARED_ROOMS": False,
+    # The live-connection registry the admin reads (realtime.registry): on or off,
+    # and how often each process writes its batch of changes, in ms.
+    "REGISTRY": True,
+    "REGISTRY_FLUSH_INTERVAL": 250,
+    # Width of one dashboard sample (connections, messages in and out), in ms.
+    "METRICS_INTERVAL": 10_000,
 }
 
 

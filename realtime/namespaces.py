@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .broadcast import BroadcastOperator, Frames, encode_frames, event_frames
 from .exceptions import AckTimeout
 from .node import node
+from .policy import acheck_join
 from .protocol import socketio
 from .rooms import group_name, local
 
@@ -53,6 +54,11 @@ class Namespace:
     # Run in order before every incoming event: f(socket, event, args); return False to drop it,
     # raise EventRefused to drop it and tell the client (when it asked for an ack).
     packet_middleware: ClassVar[Sequence[Callable[..., Any]]] = ()
+    # Checked at CONNECT, after authentication (realtime.auth.authorize); a client that fails
+    # gets CONNECT_ERROR "permission denied". Permissions: all of them; groups: any of them.
+    login_required: ClassVar[bool] = False
+    permission_required: ClassVar[str | Sequence[str]] = ()
+    groups_required: ClassVar[Sequence[str]] = ()
     _events: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -143,6 +149,7 @@ class Socket:
         self.namespace = nsp.name
         self.handshake = handshake
         self.user = user
+        self.credential: Any = None  # what authenticated the user: an AccessToken, or None for a session
         self.data: dict[str, Any] = {}
         self.rooms: set[str] = set()
         self.connected = False
@@ -150,6 +157,7 @@ class Socket:
         self.packet_middleware: Sequence[Callable[..., Any]] = nsp.packet_middleware
         self.any_listeners: Sequence[Callable[..., Any]] = ()
         self.any_outgoing_listeners: Sequence[Callable[..., Any]] = ()
+        self.messages_in = self.messages_out = 0  # read by the live-connection registry
         self._held: list[Frames] | None = []  # frames emitted during on_connect, sent after CONNECT
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
@@ -189,6 +197,7 @@ class Socket:
         session = self.connection.session
         if volatile and not session.can_send_now:
             return
+        self.messages_out += 1
         if event:
             for listener in self.any_outgoing_listeners:
                 listener(event, *args)
@@ -205,6 +214,18 @@ class Socket:
             self.rooms.add(room)
             if local.add(self, room):
                 await node.join(group_name(self.namespace, room))
+
+    async def join_checked(self, *rooms: str | Iterable[str]) -> None:
+        """Join rooms a *client* asked for: declared rooms' policies apply (raises ``RoomRefused``).
+
+        ``join`` stays unchecked for server code; a handler that lets
+        ``RoomRefused`` propagate answers the client's ack with ``{"error": ...}``.
+        """
+        names = _flatten(rooms)
+        for room in names:
+            if room not in self.rooms:
+                await acheck_join(self, room)
+        await self.join(names)
 
     async def leave(self, *rooms: str | Iterable[str]) -> None:
         for room in _flatten(rooms):

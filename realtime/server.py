@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import signals
-from .auth import user_from_request
+from .auth import arm_expiry, authenticate, authorize
 from .broadcast import BroadcastOperator
 from .checks import import_namespace_entry
 from .conf import realtime_settings
@@ -177,8 +177,13 @@ class Connection:
             await self._send_connect_error(name, "Invalid namespace")
             return
         auth = packet.data if isinstance(packet.data, dict) else {}
-        socket = Socket(self, nsp, self._handshake(auth), await user_from_request(self.session.request))
         try:
+            # REALTIME["AUTHENTICATORS"], then the namespace's and the credential's requirements,
+            # then the namespace's own middleware and on_connect
+            identity = await authenticate(self.session.request, auth)
+            socket = Socket(self, nsp, self._handshake(auth), identity.user)
+            socket.credential = identity.credential
+            await authorize(socket)
             for middleware in nsp.middleware:
                 await call(middleware, socket, auth)
             await call(nsp.on_connect, socket, auth)
@@ -193,6 +198,7 @@ class Connection:
         self.sockets[name] = socket
         self.ever_connected = True
         await socket.opened()
+        arm_expiry(socket)
         await signals.client_connected.asend(sender=type(nsp), socket=socket)
 
     async def _send_connect_error(self, namespace: str, message: str, data: Any = None) -> None:
@@ -222,6 +228,7 @@ class Connection:
 
     # -- events ---------------------------------------------------------------
     async def _event(self, socket: Socket, packet: socketio.Packet) -> None:
+        socket.messages_in += 1
         event, *args = packet.data
         try:
             for middleware in socket.packet_middleware:
@@ -241,7 +248,13 @@ class Connection:
         if handler is None:
             logger.debug("sid=%s: no handler for %r in %s", self.session.sid, event, socket.namespace)
             return
-        result = await call(handler, socket, *args)
+        try:
+            result = await call(handler, socket, *args)
+        except EventRefused as refusal:  # e.g. RoomRefused from socket.join_checked
+            if packet.id is not None:
+                refused = socketio.Packet(PT.ACK, socket.namespace, [{"error": refusal.message}], packet.id)
+                await socket.send_packet(refused)
+            return
         if packet.id is not None and socket.connected:
             await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(result), packet.id))
 

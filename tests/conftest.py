@@ -3,6 +3,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from tests.servers import ROOT, ServerProcess
 
@@ -10,11 +12,55 @@ JS = ROOT / "tests" / "js"
 
 
 @pytest.fixture(scope="session")
-def server():
+def django_db_setup(django_test_environment, django_db_blocker):
+    """pytest-django's fixture, for a database the server processes use too.
+
+    pytest-django creates only the databases that tests marked ``django_db``
+    ask for; the servers need the default one whatever the tests are marked.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set())
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_database(request):
+    """Create and migrate the run's SQLite file (tests/settings.py) before any server process starts.
+
+    Only when the run has end-to-end tests: protocol and check tests need no database.
+    """
+    if any({"e2e", "bench"} & set(item.path.parts) for item in request.session.items):
+        request.getfixturevalue("django_db_setup")
+    yield
+    for suffix in ("-wal", "-shm"):  # left behind by servers that were killed
+        Path(settings.DATABASES["default"]["NAME"] + suffix).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup):
     """The project's ASGI app on daphne, with the fast heartbeat of tests/settings.py."""
     process = ServerProcess("tests.settings", app="tests.asgi:application").start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def orm(django_db_blocker):
+    """``await orm(fn, *args)``: run ORM code from an async test, committed at once.
+
+    The server processes read the same database, so tests neither wrap it in a
+    transaction nor flush it: they create what they need under unique names.
+    """
+
+    async def run(fn, *args, **kwargs):
+        with django_db_blocker.unblock():
+            return await sync_to_async(fn)(*args, **kwargs)
+
+    return run
 
 
 @pytest.fixture(params=["polling", "websocket", "upgrade"])

@@ -1,8 +1,30 @@
 """Settings for the test suite's server processes: the project's, with a fast heartbeat."""
 
-from project.settings import *  # noqa: F403
+import os
 
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+from project.settings import *  # noqa: F403
+from project.settings import BASE_DIR
+
+# One SQLite file per test run, shared by the pytest process and every server process it starts
+# (they inherit REALTIME_TEST_DB): pytest-django creates and migrates it once (django_db_setup,
+# TEST NAME = NAME), the servers read and write the same rows. WAL lets readers and the registry's
+# writers of several processes work at once; IMMEDIATE takes the write lock up front instead of
+# failing a transaction halfway with "database is locked".
+TEST_DB = os.environ.setdefault("REALTIME_TEST_DB", str(BASE_DIR / "tests" / "artifacts" / f"db-{os.getpid()}.sqlite3"))
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": TEST_DB,
+        "TEST": {"NAME": TEST_DB},
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+    }
+}
+# Users are created by the hundred in tests; the servers check the same cheap hashes.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 REALTIME = {
     "PING_INTERVAL": 400,
@@ -13,6 +35,8 @@ REALTIME = {
     "CONNECT_TIMEOUT": 1_000,
     "HEARTBEAT_INTERVAL": 300,
     "CLUSTER_TIMEOUT": 2_000,
+    # a dashboard sample per second, so the chart has points within a test
+    "METRICS_INTERVAL": 1_000,
     "NAMESPACES": [
         "tests.sockets.Main",
         "tests.sockets.Refusing",
@@ -20,9 +44,14 @@ REALTIME = {
         "tests.sockets.Teams",
         "tests.sockets.CatchAll",
         "tests.sockets.Cluster",
+        "tests.sockets.Private",
+        "tests.sockets.Staff",
+        "tests.sockets.Ops",
         "tests.sockets",
     ],
 }
+# tests/e2e/test_room_policy.py starts one server that admits declared rooms only
+REALTIME["REQUIRE_DECLARED_ROOMS"] = os.environ.get("REALTIME_REQUIRE_DECLARED_ROOMS") == "1"
 # The demo chat at /chat, which tests/e2e/test_browser.py drives in Chromium.
 REALTIME["NAMESPACES"] = [*REALTIME.get("NAMESPACES", []), "project.sockets.Chat"]
 

@@ -98,6 +98,18 @@ class Main(Namespace):
             "handshake": {"query": h.query, "address": h.address, "auth": h.auth, "has_host": "host" in h.headers},
         }
 
+    async def on_identity(self, socket):
+        return identity(socket)
+
+    async def on_enter(self, socket, *rooms):
+        """A client asks to join rooms: declared rooms' policies apply (RoomRefused answers the ack)."""
+        await socket.join_checked(*rooms)
+        return sorted(socket.rooms - {socket.id})
+
+    def on_sync_enter(self, socket, room):
+        socket.join_checked(room)  # a def handler: RoomRefused crosses the thread hop too
+        return "entered"
+
     @event("disconnect-reason")
     async def disconnect_reason(self, socket, socket_id):
         return DISCONNECTS.get(socket_id), SIGNALS.get(socket_id, [])
@@ -223,3 +235,33 @@ def _register_server_event():
 
 
 _register_server_event()
+
+
+def identity(socket):
+    """Who the server thinks the client is: user name and the prefix of the token used, if any."""
+    user = socket.user
+    return {
+        "user": user.get_username() if user.is_authenticated else None,
+        "token": getattr(socket.credential, "prefix", None),
+        "namespace": socket.namespace,
+    }
+
+
+class Identified(Namespace):
+    async def on_identity(self, socket):
+        return identity(socket)
+
+
+class Private(Identified):
+    namespace = "/private"
+    login_required = True
+
+
+class Staff(Identified):
+    namespace = "/staff"
+    permission_required = "realtime.view_connection"
+
+
+class Ops(Identified):
+    namespace = "/ops"
+    groups_required = ["ops", "sre"]

@@ -297,6 +297,8 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.bench.settings"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     results: dict = {}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for round_number in range(args.rounds):

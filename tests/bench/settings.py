@@ -5,7 +5,14 @@ import os
 from project.settings import *  # noqa: F403
 
 DEBUG = False
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+# A real database, so the live-connection registry (on by default) writes as it would in production.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("REALTIME_BENCH_DB", "/tmp/realtime-bench.sqlite3"),
+        "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 20},
+    }
+}
 REALTIME = {
     "NAMESPACES": ["tests.bench.sockets.Bench"],
     "MAX_PAYLOAD": 1_000_000,

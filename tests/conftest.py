@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from tests.clients.node import NodeAgent
 from tests.servers import ROOT, ServerProcess
 
 JS = ROOT / "tests" / "js"
@@ -87,6 +88,14 @@ def run_node(script: str, *args: object, timeout: float = 30) -> dict:
 @pytest.fixture
 def node():
     return run_node
+
+
+@pytest.fixture
+async def agent():
+    """A Node process holding real socket.io-client sockets (tests/clients/node.py)."""
+    agent = await NodeAgent().start()
+    yield agent
+    await agent.close()
 
 
 def pytest_configure(config):

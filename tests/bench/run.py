@@ -160,6 +160,7 @@ def run_round(asgi_server: str, quick: bool, results: dict) -> None:
         for name, config in workloads(quick):
             if app == "bare ASGI" and not name.startswith("broadcast"):
                 continue
+            started = time.monotonic()
             server = Server(app, asgi_server)
             try:
                 if config["workload"] == "idle":
@@ -169,7 +170,8 @@ def run_round(asgi_server: str, quick: bool, results: dict) -> None:
             finally:
                 server.stop()
             results.setdefault(asgi_server, {}).setdefault(name, {}).setdefault(app, []).append(value)
-            print(f"  {asgi_server:8} {app:16} {name:26} {fmt(value)}", flush=True)
+            took = time.monotonic() - started
+            print(f"  {asgi_server:8} {app:16} {name:26} {fmt(value)}  [{took:.0f} s]", flush=True)
 
 
 def run_cross_process(quick: bool, results: dict) -> None:

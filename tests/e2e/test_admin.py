@@ -21,7 +21,6 @@ from tests.admin_client import (
     make_user,
     redis_layer,
 )
-from tests.clients.node import NodeAgent
 from tests.cluster import Cluster, ensure_redis_installed
 
 CONNECTIONS = "/admin/realtime/connection/"
@@ -37,13 +36,6 @@ def cluster():
     with redis_layer(cluster.redis.url):
         yield cluster
     cluster.stop()
-
-
-@pytest.fixture
-async def agent():
-    agent = await NodeAgent().start()
-    yield agent
-    await agent.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import re
 import pytest
 
 from tests.admin_client import PASSWORD, eventually, make_token, make_user
-from tests.clients.node import NodeAgent
 from tests.e2e.test_browser import ARTIFACTS, CHROMIUM
 from tests.servers import ROOT
 
@@ -24,13 +23,6 @@ def browser_ready():
     missing = [p for p in ("node_modules/playwright-core", "static/vendor/socket.io.min.js") if not (ROOT / p).exists()]
     if missing:
         pytest.fail(f"{', '.join(missing)} missing: run `make setup`")
-
-
-@pytest.fixture
-async def agent():
-    agent = await NodeAgent().start()
-    yield agent
-    await agent.close()
 
 
 def declare_room(name):

@@ -13,7 +13,6 @@ import pytest
 from django.conf import settings
 
 from tests.admin_client import eventually
-from tests.clients.node import NodeAgent
 from tests.servers import ServerProcess
 
 
@@ -22,13 +21,6 @@ def fresh_server(django_db_setup):
     process = ServerProcess("tests.settings", app="tests.asgi:application").start()
     yield process
     process.stop()
-
-
-@pytest.fixture
-async def agent():
-    agent = await NodeAgent().start()
-    yield agent
-    await agent.close()
 
 
 def raw_db():

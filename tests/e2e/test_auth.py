@@ -21,7 +21,6 @@ from tests.admin_client import (
     redis_layer,
     session_cookie,
 )
-from tests.clients.node import NodeAgent
 from tests.cluster import Cluster, ensure_redis_installed
 
 
@@ -32,13 +31,6 @@ def cluster():
     with redis_layer(cluster.redis.url):
         yield cluster
     cluster.stop()
-
-
-@pytest.fixture
-async def agent():
-    agent = await NodeAgent().start()
-    yield agent
-    await agent.close()
 
 
 async def refusal(agent, url, **options):

@@ -6,7 +6,6 @@ import urllib.request
 
 import pytest
 
-from tests.clients.node import NodeAgent
 from tests.cluster import Cluster, ensure_redis_installed
 
 
@@ -16,13 +15,6 @@ def cluster():
     cluster = Cluster(3).start()
     yield cluster
     cluster.stop()
-
-
-@pytest.fixture
-async def agent():
-    agent = await NodeAgent().start()
-    yield agent
-    await agent.close()
 
 
 async def heard(socket, event="news"):

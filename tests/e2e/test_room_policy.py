@@ -11,7 +11,6 @@ import itertools
 import pytest
 
 from tests.admin_client import make_token, make_user, redis_layer, unique
-from tests.clients.node import NodeAgent
 from tests.cluster import Cluster, ensure_redis_installed
 from tests.servers import ServerProcess
 
@@ -25,13 +24,6 @@ def cluster():
     with redis_layer(cluster.redis.url):
         yield cluster
     cluster.stop()
-
-
-@pytest.fixture
-async def agent():
-    agent = await NodeAgent().start()
-    yield agent
-    await agent.close()
 
 
 def declare(**fields):

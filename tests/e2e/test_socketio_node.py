@@ -4,15 +4,6 @@ import asyncio
 
 import pytest
 
-from tests.clients.node import NodeAgent
-
-
-@pytest.fixture
-async def agent():
-    agent = await NodeAgent().start()
-    yield agent
-    await agent.close()
-
 
 @pytest.fixture
 def url(server):

@@ -2,17 +2,6 @@
 
 import asyncio
 
-import pytest
-
-from tests.clients.node import NodeAgent
-
-
-@pytest.fixture
-async def agent():
-    agent = await NodeAgent().start()
-    yield agent
-    await agent.close()
-
 
 async def clients(agent, url, transport, *names):
     return [await agent.socket(name).connect(url, transport) for name in names]

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .broadcast import BroadcastOperator, Frames, encode_frames, event_frames
+from .broadcast import BroadcastOperator, Frames, event_frames
 from .exceptions import AckTimeout
 from .node import node
 from .policy import acheck_join
 from .protocol import socketio
 from .rooms import group_name, local
+from .sessions import Outgoing
 
 if TYPE_CHECKING:
     from .server import Connection
@@ -56,6 +57,8 @@ class Namespace:
     packet_middleware: ClassVar[Sequence[Callable[..., Any]]] = ()
     # Checked at CONNECT, after authentication (realtime.auth.authorize); a client that fails
     # gets CONNECT_ERROR "permission denied". Permissions: all of them; groups: any of them.
+    # A subclass may define on_any(self, socket, event, *args): called for every incoming event.
+    on_any: ClassVar[Callable[..., Any] | None] = None
     login_required: ClassVar[bool] = False
     permission_required: ClassVar[str | Sequence[str]] = ()
     groups_required: ClassVar[Sequence[str]] = ()
@@ -204,7 +207,14 @@ class Socket:
         await session.send_outgoing(frames)
 
     async def send_packet(self, packet: socketio.Packet) -> None:
-        await self.send_frames(encode_frames(packet))
+        parts = socketio.encode(packet)
+        session = self.connection.session
+        if len(parts) == 1 and self._held is None and self.connected and session.conn.streaming:
+            # an ack or a control packet to one open WebSocket: one frame, no Outgoing to build
+            self.messages_out += 1
+            await session.send(parts[0])
+            return
+        await self.send_frames(Outgoing.of(parts))
 
     # -- rooms --------------------------------------------------------------
     async def join(self, *rooms: str | Iterable[str]) -> None:

@@ -242,7 +242,7 @@ class Connection:
         for listener in socket.any_listeners:
             listener(event, *args)
         nsp = socket.nsp
-        if hasattr(nsp, "on_any"):
+        if nsp.on_any is not None:
             await call(nsp.on_any, socket, event, *args)
         handler = nsp.handler(event)
         if handler is None:
@@ -260,15 +260,19 @@ class Connection:
 
     def _spawn(self, coro: Any) -> None:
         """Run handler code beside the receive path, so a handler awaiting an ack cannot block it."""
-        task = asyncio.get_running_loop().create_task(self._guard(coro))
+        task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._finished)
 
-    async def _guard(self, coro: Any) -> None:
-        try:
-            await coro
-        except Exception:
-            logger.exception("sid=%s: handler raised; the session goes on", self.session.sid)
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """A handler task ended: log what it raised (the session goes on), forget it."""
+        self.tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error(
+                "sid=%s: handler raised; the session goes on",
+                self.session.sid,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
 
     # -- DISCONNECT -----------------------------------------------------------
     async def socket_closed(self, socket: Socket, reason: str) -> None:

@@ -170,6 +170,13 @@ class Session:
     # -- public seam for the layer above ---------------------------------
     async def send(self, data: str | bytes) -> None:
         """Send one Engine.IO message to the client."""
+        websocket = self.websocket
+        if isinstance(data, str) and websocket is not None and self.conn.streaming:
+            frame = "4" + data  # the common case (every ack) without building a Packet
+            if packet_logger.isEnabledFor(logging.DEBUG):
+                packet_logger.debug("sid=%s ws -> %r", self.sid, frame)
+            await websocket.write(frame)
+            return
         await self.send_packet(Packet(PacketType.MESSAGE, data))
 
     @property

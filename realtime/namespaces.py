@@ -208,11 +208,10 @@ class Socket:
 
     async def send_packet(self, packet: socketio.Packet) -> None:
         parts = socketio.encode(packet)
-        session = self.connection.session
-        if len(parts) == 1 and self._held is None and self.connected and session.conn.streaming:
-            # an ack or a control packet to one open WebSocket: one frame, no Outgoing to build
+        if len(parts) == 1 and self._held is None and self.connected:
+            # an ack or a control packet: one message, no Outgoing to build (Session.send picks the transport)
             self.messages_out += 1
-            await session.send(parts[0])
+            await self.connection.session.send(parts[0])
             return
         await self.send_frames(Outgoing.of(parts))
 

@@ -62,8 +62,9 @@ class Server:
             if hook is not None:
                 setattr(cls, hook, staticmethod(fn))
             else:
-                setattr(cls, f"_decorated_{len(cls._events)}", staticmethod(fn))
-                cls._events = {**cls._events, event: f"_decorated_{len(cls._events)}"}
+                attribute = f"_decorated_{len(cls._events)}"
+                setattr(cls, attribute, staticmethod(fn))
+                cls._events = {**cls._events, event: attribute}
             self.instances.pop(namespace, None)
             return fn
 

@@ -271,6 +271,7 @@ class Session:
                 self._forget()
         elif answer is PollAnswer.WAIT:
             self._poll = sink
+            logger.debug("sid=%s: GET held", self.sid)
         await self._apply(events)
         return answer
 

@@ -6,10 +6,13 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from tests.admin_client import redis_layer
 from tests.clients.node import NodeAgent
+from tests.cluster import Cluster, ensure_redis_installed
 from tests.servers import ROOT, ServerProcess
 
 JS = ROOT / "tests" / "js"
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +65,29 @@ def orm(django_db_blocker):
             return await sync_to_async(fn)(*args, **kwargs)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two daphne processes on a private Redis, with this process's ORM signals on the same layer.
+
+    Each test module gets its own; tests/e2e/test_cluster.py defines a larger one.
+    """
+    ensure_redis_installed()
+    cluster = Cluster(2).start()
+    with redis_layer(cluster.redis.url):
+        yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def browser_ready():
+    """Debian's Chromium and the npm packages the browser tests drive, or a loud failure."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs it (apt-get install chromium)")
+    missing = [p for p in ("node_modules/playwright-core", "static/vendor/socket.io.min.js") if not (ROOT / p).exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: run `make setup`")
 
 
 @pytest.fixture(params=["polling", "websocket", "upgrade"])

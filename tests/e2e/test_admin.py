@@ -29,15 +29,6 @@ ROOMS = "/admin/realtime/room/"
 AGENT = "realtime-admin-test/1.0 (socket.io-client)"
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    ensure_redis_installed()
-    cluster = Cluster(2).start()
-    with redis_layer(cluster.redis.url):
-        yield cluster
-    cluster.stop()
-
-
 @pytest.fixture
 async def admin(cluster, orm):
     operator = await orm(make_user, "operator", superuser=True)

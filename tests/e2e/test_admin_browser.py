@@ -7,22 +7,10 @@ user, with no token.
 
 import re
 
-import pytest
-
 from tests.admin_client import PASSWORD, eventually, make_token, make_user
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM
-from tests.servers import ROOT
+from tests.e2e.test_browser import ARTIFACTS
 
 SCREENSHOTS = ["admin-connections", "admin-token-created", "admin-tokens", "admin-rooms", "admin-dashboard"]
-
-
-@pytest.fixture
-def browser_ready():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs it (apt-get install chromium)")
-    missing = [p for p in ("node_modules/playwright-core", "static/vendor/socket.io.min.js") if not (ROOT / p).exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: run `make setup`")
 
 
 def declare_room(name):

@@ -18,19 +18,8 @@ from tests.admin_client import (
     eventually,
     make_token,
     make_user,
-    redis_layer,
     session_cookie,
 )
-from tests.cluster import Cluster, ensure_redis_installed
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    ensure_redis_installed()
-    cluster = Cluster(2).start()
-    with redis_layer(cluster.redis.url):
-        yield cluster
-    cluster.stop()
 
 
 async def refusal(agent, url, **options):

@@ -6,13 +6,9 @@ Debian's Chromium, driven by playwright-core; `make test` installs it when it is
 import base64
 import struct
 import zlib
-from pathlib import Path
-
-import pytest
 
 from tests.servers import ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
@@ -25,15 +21,6 @@ def png(width: int, height: int, pixel) -> bytes:
     rows = b"".join(b"\0" + b"".join(bytes(pixel(x, y)) for x in range(width)) for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-
-
-@pytest.fixture
-def browser_ready():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs it (apt-get install chromium)")
-    missing = [p for p in ("node_modules/playwright-core", "static/vendor/socket.io.min.js") if not (ROOT / p).exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: run `make setup`")
 
 
 def test_two_people_chat_in_chromium(server, node, browser_ready):

@@ -10,20 +10,10 @@ import itertools
 
 import pytest
 
-from tests.admin_client import make_token, make_user, redis_layer, unique
-from tests.cluster import Cluster, ensure_redis_installed
+from tests.admin_client import make_token, make_user, unique
 from tests.servers import ServerProcess
 
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    ensure_redis_installed()
-    cluster = Cluster(2).start()
-    with redis_layer(cluster.redis.url):
-        yield cluster
-    cluster.stop()
 
 
 def declare(**fields):

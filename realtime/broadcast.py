@@ -13,6 +13,7 @@ views, signal receivers, Celery tasks and management commands.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 
 from .exceptions import AckTimeout
+from .logs import throttled
 from .node import node
 from .protocol import socketio
 from .rooms import group_name, local
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from .namespaces import Socket
 
 Frames = Outgoing
+
+logger = logging.getLogger("realtime.socketio")
 
 
 def encode_frames(packet: socketio.Packet) -> Frames:
@@ -131,8 +135,14 @@ class BroadcastOperator:
 
 
 async def _deliver(targets: list[Socket], frames: Frames, volatile: bool, event: str, args: tuple[Any, ...]) -> None:
+    """Write to every target; what goes wrong for one (a listener raising) is logged and skipped."""
     for socket in targets:
-        await socket.send_frames(frames, volatile=volatile, event=event, args=args)
+        try:
+            await socket.send_frames(frames, volatile=volatile, event=event, args=args)
+        except Exception:
+            throttled(
+                logger, logging.ERROR, "deliver", "broadcast to %s failed; the others go on", socket, exc_info=True
+            )
 
 
 async def _receive_broadcast(message: dict[str, Any]) -> None:

@@ -21,6 +21,18 @@ POSITIVE_INTS = (
     "CLUSTER_TIMEOUT",
     "REGISTRY_FLUSH_INTERVAL",
     "METRICS_INTERVAL",
+    "MAX_BUFFERED_BYTES",
+    "MAX_BUFFERED_PACKETS",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_IP",
+    "MAX_NAMESPACES",
+    "MAX_ROOMS_PER_SOCKET",
+    "MAX_PENDING_ACKS",
+    "MAX_RUNNING_HANDLERS",
+    "MAX_ATTACHMENTS",
+    "MAX_ATTACHMENT_BYTES",
+    "ATTACHMENT_TIMEOUT",
+    "RATE_LIMIT_STRIKES",
 )
 BOOLEANS = ("REQUIRE_DECLARED_ROOMS", "REGISTRY")
 
@@ -40,6 +52,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         *_imports(merged, "NAMESPACES"),
         *_authenticators(merged["AUTHENTICATORS"]),
         *_booleans(merged),
+        *_rates(merged),
     ]
 
 
@@ -148,6 +161,25 @@ def _booleans(merged: dict[str, Any]) -> list[Any]:
         for key in BOOLEANS
         if not isinstance(merged[key], bool)
     ]
+
+
+def _rates(merged: dict[str, Any]) -> list[Any]:
+    from .limits import Rate
+
+    limits = merged["RATE_LIMITS"]
+    if not isinstance(limits, dict):
+        return [Error("REALTIME['RATE_LIMITS'] must be a dict of event name -> rate ('10/s').", id="realtime.E009")]
+    rates = {}
+    if merged["HANDSHAKE_RATE_PER_IP"] is not None:  # None: no handshake rate limit
+        rates["HANDSHAKE_RATE_PER_IP"] = merged["HANDSHAKE_RATE_PER_IP"]
+    rates.update({f"RATE_LIMITS[{name!r}]": rate for name, rate in limits.items()})
+    errors = []
+    for key, rate in rates.items():
+        try:
+            Rate.parse(rate)
+        except ValueError as exc:
+            errors.append(Error(f"REALTIME[{key!r}]: {exc}.", id="realtime.E009"))
+    return errors
 
 
 def import_namespace_entry(path: str) -> Any:

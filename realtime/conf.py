@@ -55,6 +55,36 @@ DEFAULTS: dict[str, Any] = {
     "REGISTRY_FLUSH_INTERVAL": 250,
     # Width of one dashboard sample (connections, messages in and out), in ms.
     "METRICS_INTERVAL": 10_000,
+    # -- limits: what one client can make a process hold (README, "Security and limits") --
+    # Unsent data one session may leave behind, in bytes (WebSocket: what the ASGI server
+    # still holds; polling: the backlog between GETs) and, on polling, in packets. Past
+    # either the session is closed with "transport error"; volatile packets go first.
+    "MAX_BUFFERED_BYTES": 4 * 1024 * 1024,
+    "MAX_BUFFERED_PACKETS": 1_000,
+    # Engine.IO sessions per process, and per client address.
+    "MAX_CONNECTIONS": 10_000,
+    "MAX_CONNECTIONS_PER_IP": 256,
+    # New sessions per client address ("N/s", "N/m" or "N/h": N at once, refilled over the period).
+    "HANDSHAKE_RATE_PER_IP": "30/s",
+    # Namespaces one session may join at once.
+    "MAX_NAMESPACES": 32,
+    # Rooms one socket may be in (its own room included).
+    "MAX_ROOMS_PER_SOCKET": 1_000,
+    # Acknowledgements outstanding per socket, each way: events from the client still being
+    # answered, and emit_with_ack calls still waiting for the client.
+    "MAX_PENDING_ACKS": 256,
+    # Event handlers of one session running at once.
+    "MAX_RUNNING_HANDLERS": 256,
+    # A binary packet's attachments: how many, how many bytes in all, and how long (ms)
+    # the server waits for them.
+    "MAX_ATTACHMENTS": 10,
+    "MAX_ATTACHMENT_BYTES": 10 * 1024 * 1024,
+    "ATTACHMENT_TIMEOUT": 30_000,
+    # Events per socket: {"event name" or "*": "N/s"}; handlers may also carry
+    # @rate_limit("N/s"). Over the limit an event is refused (an error ack); a socket
+    # refused RATE_LIMIT_STRIKES times within 10 s is disconnected.
+    "RATE_LIMITS": {},
+    "RATE_LIMIT_STRIKES": 50,
 }
 
 

@@ -30,5 +30,13 @@ class EventRefused(Exception):
         self.message = message
 
 
+class LimitExceeded(EventRefused):
+    """A client asked for more than ``REALTIME``'s limits allow (rooms, pending acks, event rate).
+
+    An ``EventRefused``: raised in a handler and not caught, the client's ack
+    receives ``{"error": message}``.
+    """
+
+
 class AckTimeout(TimeoutError):
     """The client did not acknowledge an ``emit_with_ack`` within its timeout."""

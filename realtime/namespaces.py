@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .broadcast import BroadcastOperator, Frames, event_frames
-from .exceptions import AckTimeout
+from .exceptions import AckTimeout, LimitExceeded
+from .limits import Rate, TokenBucket
 from .node import node
 from .policy import acheck_join
 from .protocol import socketio
@@ -33,6 +34,21 @@ def event(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn._realtime_event = name  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def rate_limit(rate: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Limit how often one socket may trigger this handler: ``@rate_limit("5/s")``.
+
+    Over the rate the event is refused (the client's ack gets ``{"error": "rate limited"}``),
+    and a socket that keeps going is disconnected (``REALTIME["RATE_LIMIT_STRIKES"]``).
+    """
+    parsed = Rate.parse(rate)
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn._realtime_rate = parsed  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -164,6 +180,10 @@ class Socket:
         self._held: list[Frames] | None = []  # frames emitted during on_connect, sent after CONNECT
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
+        # limits (realtime.server): acks this socket still owes the client, rate buckets, refusals
+        self.answering = 0
+        self.buckets: dict[str, TokenBucket] | None = None
+        self.strikes: tuple[float, int] = (0.0, 0)
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace}>"
@@ -177,6 +197,9 @@ class Socket:
 
     async def emit_with_ack(self, event_name: str, *args: Any, timeout: float = 5.0) -> Any:
         """Send an event and return the client's answer (its single argument, or a list of several)."""
+        limit = self.connection.server.limits.max_pending_acks
+        if len(self._acks) >= limit:
+            raise LimitExceeded(f"{self} has {limit} acknowledgements pending (MAX_PENDING_ACKS)")
         ack_id = self._next_ack
         self._next_ack += 1
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
@@ -217,9 +240,12 @@ class Socket:
 
     # -- rooms --------------------------------------------------------------
     async def join(self, *rooms: str | Iterable[str]) -> None:
+        """Join rooms; raises ``LimitExceeded`` past MAX_ROOMS_PER_SOCKET (the rooms before it are joined)."""
         for room in _flatten(rooms):
             if room in self.rooms:
                 continue
+            if len(self.rooms) >= self.connection.server.limits.max_rooms:
+                raise LimitExceeded("too many rooms")
             self.rooms.add(room)
             if local.add(self, room):
                 await node.join(group_name(self.namespace, room))

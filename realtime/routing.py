@@ -31,12 +31,17 @@ def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overri
         ping_timeout=conf["PING_TIMEOUT"],
         max_payload=conf["MAX_PAYLOAD"],
         upgrade_timeout=conf["UPGRADE_TIMEOUT"],
+        max_buffered_bytes=conf["MAX_BUFFERED_BYTES"],
+        max_buffered_packets=conf["MAX_BUFFERED_PACKETS"],
     )
     return Endpoint(
         config,
         factory,
         transports=tuple(conf["TRANSPORTS"]),
         allowed_origins=tuple(conf["CORS_ALLOWED_ORIGINS"]),
+        max_connections=conf["MAX_CONNECTIONS"],
+        max_connections_per_ip=conf["MAX_CONNECTIONS_PER_IP"],
+        handshake_rate=conf["HANDSHAKE_RATE_PER_IP"],
     )
 
 

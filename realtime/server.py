@@ -8,9 +8,11 @@ server, which ``@io.on(...)`` registers handlers on.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import signals
@@ -20,6 +22,8 @@ from .checks import import_namespace_entry
 from .conf import realtime_settings
 from .exceptions import ConnectionRefused, EventRefused
 from .handlers import call
+from .limits import Rate, TokenBucket
+from .logs import throttled
 from .namespaces import Handshake, Namespace, Socket, utcnow
 from .protocol import socketio
 from .protocol.errors import ProtocolError
@@ -30,8 +34,38 @@ packet_logger = logging.getLogger("realtime.socketio.packets")
 
 PT = socketio.PacketType
 
-# Engine.IO close reasons as Socket.IO reports them to on_disconnect.
-DISCONNECT_REASONS = {"forced close": "server namespace disconnect", "transport error": "transport error"}
+# A socket refused RATE_LIMIT_STRIKES events within this many seconds is disconnected.
+STRIKE_WINDOW = 10.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may hold (``REALTIME``'s MAX_* settings), read once per process."""
+
+    max_namespaces: int
+    max_rooms: int
+    max_pending_acks: int
+    max_running_handlers: int
+    max_attachments: int
+    max_attachment_bytes: int
+    attachment_timeout: float
+    rate_limits: dict[str, Rate]
+    strikes: int
+
+    @classmethod
+    def from_settings(cls) -> Limits:
+        conf = realtime_settings()
+        return cls(
+            max_namespaces=conf["MAX_NAMESPACES"],
+            max_rooms=conf["MAX_ROOMS_PER_SOCKET"],
+            max_pending_acks=conf["MAX_PENDING_ACKS"],
+            max_running_handlers=conf["MAX_RUNNING_HANDLERS"],
+            max_attachments=conf["MAX_ATTACHMENTS"],
+            max_attachment_bytes=conf["MAX_ATTACHMENT_BYTES"],
+            attachment_timeout=conf["ATTACHMENT_TIMEOUT"] / 1000,
+            rate_limits={name: Rate.parse(rate) for name, rate in conf["RATE_LIMITS"].items()},
+            strikes=conf["RATE_LIMIT_STRIKES"],
+        )
 
 
 class Server:
@@ -42,6 +76,13 @@ class Server:
         self.instances: dict[str, Namespace] = {}
         self._decorated: dict[str, type[Namespace]] = {}
         self._loaded = False
+        self._limits: Limits | None = None
+
+    @property
+    def limits(self) -> Limits:
+        if self._limits is None:
+            self._limits = Limits.from_settings()
+        return self._limits
 
     def register(self, cls: type[Namespace]) -> type[Namespace]:
         """Add a Namespace class (also usable as a class decorator)."""
@@ -119,10 +160,12 @@ class Connection:
     def __init__(self, session: Session, server: Server | None = None) -> None:
         self.session = session
         self.server = server or io
-        self.decoder = socketio.Decoder()
+        limits = self.server.limits
+        self.decoder = socketio.Decoder(max_attachments=limits.max_attachments, max_bytes=limits.max_attachment_bytes)
         self.sockets: dict[str, Socket] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ever_connected = False
+        self._attachments_due: asyncio.TimerHandle | None = None
 
     # -- Engine.IO seam -------------------------------------------------------
     async def on_open(self) -> None:
@@ -141,11 +184,18 @@ class Connection:
             if packet is not None and packet.type is PT.CONNECT_ERROR:
                 raise ProtocolError("clients do not send CONNECT_ERROR")
         except ProtocolError as exc:
-            logger.warning("sid=%s closed: parse error (%s)", self.session.sid, exc)
+            throttled(logger, logging.WARNING, "parse error", "sid=%s closed: parse error (%s)", self.session.sid, exc)
             await self.session.close("parse error")
             return
         if packet is None:
+            if self.decoder.waiting and self._attachments_due is None:
+                self._attachments_due = asyncio.get_running_loop().call_later(
+                    self.server.limits.attachment_timeout, self._attachments_late
+                )
             return
+        if self._attachments_due is not None:
+            self._attachments_due.cancel()
+            self._attachments_due = None
         if packet_logger.isEnabledFor(logging.DEBUG):
             packet_logger.debug("sid=%s <- %r", self.session.sid, packet)
         if packet.type is PT.CONNECT:
@@ -155,16 +205,44 @@ class Connection:
         if socket is None:
             logger.debug("sid=%s: packet for unconnected namespace %s dropped", self.session.sid, packet.namespace)
         elif packet.type in (PT.EVENT, PT.BINARY_EVENT):
-            self._spawn(self._event(socket, packet))
+            if len(self.tasks) >= self.server.limits.max_running_handlers:
+                await self._refuse(socket, packet, "too many events in progress", "MAX_RUNNING_HANDLERS")
+            else:
+                self._spawn(self._event(socket, packet))
         elif packet.type in (PT.ACK, PT.BINARY_ACK):
             socket.acked(packet.id, packet.data)
         elif packet.type is PT.DISCONNECT:
             await self.socket_closed(socket, "client namespace disconnect")
 
     async def on_close(self, reason: str) -> None:
-        reason = DISCONNECT_REASONS.get(reason, reason)
+        if self._attachments_due is not None:
+            self._attachments_due.cancel()
         for socket in list(self.sockets.values()):
             await self.socket_closed(socket, reason)
+
+    def _attachments_late(self) -> None:
+        """A binary packet's attachments did not all come within ATTACHMENT_TIMEOUT: drop the client."""
+        self._attachments_due = None
+        if self.decoder.waiting and not self.session.conn.closed:
+            throttled(
+                logger, logging.WARNING, "attachments late", "sid=%s closed: binary attachments late", self.session.sid
+            )
+            self._spawn(self.session.close("parse error"))
+
+    async def _refuse(self, socket: Socket, packet: socketio.Packet, message: str, limit: str) -> None:
+        """An event over a limit: an error ack when the client waits for one, and one log line."""
+        throttled(
+            logger,
+            logging.WARNING,
+            limit,
+            "sid=%s: event refused in %s: %s (%s)",
+            self.session.sid,
+            socket.namespace,
+            message,
+            limit,
+        )
+        if packet.id is not None:
+            await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, [{"error": message}], packet.id))
 
     # -- CONNECT --------------------------------------------------------------
     async def _connect(self, packet: socketio.Packet) -> None:
@@ -172,12 +250,32 @@ class Connection:
         if name in self.sockets:
             logger.debug("sid=%s: second CONNECT to %s ignored", self.session.sid, name)
             return
+        if len(self.sockets) >= self.server.limits.max_namespaces:
+            throttled(
+                logger,
+                logging.WARNING,
+                "MAX_NAMESPACES",
+                "sid=%s: CONNECT to %s refused: MAX_NAMESPACES=%d",
+                self.session.sid,
+                name,
+                self.server.limits.max_namespaces,
+            )
+            await self._send_connect_error(name, "Too many namespaces")
+            return
         nsp = self.server.resolve(name)
         if nsp is None:
-            logger.info("sid=%s: CONNECT to unknown namespace %s refused", self.session.sid, name)
+            throttled(
+                logger,
+                logging.INFO,
+                "unknown namespace",
+                "sid=%s: CONNECT to unknown namespace %s refused",
+                self.session.sid,
+                name,
+            )
             await self._send_connect_error(name, "Invalid namespace")
             return
         auth = packet.data if isinstance(packet.data, dict) else {}
+        socket: Socket | None = None
         try:
             # REALTIME["AUTHENTICATORS"], then the namespace's and the credential's requirements,
             # then the namespace's own middleware and on_connect
@@ -190,17 +288,36 @@ class Connection:
             await call(nsp.on_connect, socket, auth)
         except ConnectionRefused as refusal:
             logger.info("sid=%s: CONNECT to %s refused: %s", self.session.sid, name, refusal.message)
+            await self._abandon(socket)
             await self._send_connect_error(name, refusal.message, refusal.data)
             return
         except Exception:
-            logger.exception("sid=%s: on_connect of %s raised", self.session.sid, name)
+            throttled(
+                logger,
+                logging.ERROR,
+                f"on_connect {name}",
+                "sid=%s: on_connect of %s raised",
+                self.session.sid,
+                name,
+                exc_info=True,
+            )
+            await self._abandon(socket)
             await self._send_connect_error(name, "Internal server error")
+            return
+        if self.session.conn.closed:  # the client left while on_connect ran
+            await self._abandon(socket)
             return
         self.sockets[name] = socket
         self.ever_connected = True
         await socket.opened()
         arm_expiry(socket)
         await signals.client_connected.asend(sender=type(nsp), socket=socket)
+
+    @staticmethod
+    async def _abandon(socket: Socket | None) -> None:
+        """A socket that never connected gives back whatever on_connect made it join."""
+        if socket is not None:
+            await socket.closed()
 
     async def _send_connect_error(self, namespace: str, message: str, data: Any = None) -> None:
         body: dict[str, Any] = {"message": message}
@@ -231,6 +348,68 @@ class Connection:
     async def _event(self, socket: Socket, packet: socketio.Packet) -> None:
         socket.messages_in += 1
         event, *args = packet.data
+        nsp = socket.nsp
+        handler = nsp.handler(event)
+        limits = self.server.limits
+        limited = limits.rate_limits or (handler is not None and hasattr(handler, "_realtime_rate"))
+        if limited and not self._rate_allows(socket, event, handler, limits):
+            await self._refuse(socket, packet, "rate limited", "RATE_LIMITS")
+            await self._strike(socket, limits)
+            return
+        if packet.id is None:
+            await self._handle(socket, packet, event, args, handler)
+            return
+        if socket.answering >= limits.max_pending_acks:
+            await self._refuse(socket, packet, "too many pending acks", "MAX_PENDING_ACKS")
+            return
+        socket.answering += 1
+        try:
+            await self._handle(socket, packet, event, args, handler)
+        finally:
+            socket.answering -= 1
+
+    def _rate_allows(self, socket: Socket, event: str, handler: Callable[..., Any] | None, limits: Limits) -> bool:
+        """Every rate that applies to this event (its own, "*", its handler's) still has a token."""
+        rates = [(key, limits.rate_limits[key]) for key in (event, "*") if key in limits.rate_limits]
+        decorated = getattr(handler, "_realtime_rate", None)
+        if decorated is not None:
+            rates.append((f"@{event}", decorated))
+        now = asyncio.get_running_loop().time()
+        buckets = socket.buckets
+        if buckets is None:
+            buckets = socket.buckets = {}
+        allowed = True
+        for key, rate in rates:
+            bucket = buckets.get(key)
+            if bucket is None:
+                bucket = buckets[key] = TokenBucket(rate, now)
+            allowed = bucket.take(now) and allowed
+        return allowed
+
+    async def _strike(self, socket: Socket, limits: Limits) -> None:
+        """Count a refusal; a socket that keeps going past its rate is disconnected."""
+        now = asyncio.get_running_loop().time()
+        since, count = socket.strikes
+        if now - since > STRIKE_WINDOW:
+            since, count = now, 0
+        count += 1
+        socket.strikes = (since, count)
+        if count >= limits.strikes and socket.connected:
+            throttled(
+                logger,
+                logging.WARNING,
+                "strikes",
+                "sid=%s: %s disconnected: over its rate %d times in %.0f s",
+                self.session.sid,
+                socket.namespace,
+                count,
+                STRIKE_WINDOW,
+            )
+            await socket.disconnect()
+
+    async def _handle(
+        self, socket: Socket, packet: socketio.Packet, event: str, args: list[Any], handler: Callable[..., Any] | None
+    ) -> None:
         try:
             for middleware in socket.packet_middleware:
                 if await call(middleware, socket, event, args) is False:
@@ -245,7 +424,6 @@ class Connection:
         nsp = socket.nsp
         if nsp.on_any is not None:
             await call(nsp.on_any, socket, event, *args)
-        handler = nsp.handler(event)
         if handler is None:
             logger.debug("sid=%s: no handler for %r in %s", self.session.sid, event, socket.namespace)
             return
@@ -255,6 +433,12 @@ class Connection:
             if packet.id is not None:
                 refused = socketio.Packet(PT.ACK, socket.namespace, [{"error": refusal.message}], packet.id)
                 await socket.send_packet(refused)
+            return
+        except TypeError:
+            if _binds(handler, len(args) + 1):
+                raise  # a bug inside the handler, not the client's arguments
+            # the client sent a number of arguments the handler does not take: its fault, not a bug
+            await self._refuse(socket, packet, "invalid arguments", f"arguments {socket.namespace} {event}")
             return
         if packet.id is not None and socket.connected:
             await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(result), packet.id))
@@ -266,10 +450,18 @@ class Connection:
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
-        """A handler task ended: log what it raised (the session goes on), forget it."""
+        """A handler task ended: log what it raised (the session goes on), forget it.
+
+        One traceback per handler per interval: a client can make a buggy
+        handler raise on every packet, and must not fill the log by doing so.
+        """
         self.tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
-            logger.error(
+            where = exc.__traceback__.tb_frame.f_code.co_qualname if exc.__traceback__ is not None else "?"
+            throttled(
+                logger,
+                logging.ERROR,
+                f"handler raised {type(exc).__name__} {where}",
                 "sid=%s: handler raised; the session goes on",
                 self.session.sid,
                 exc_info=(type(exc), exc, exc.__traceback__),
@@ -299,3 +491,14 @@ def _ack_args(result: Any) -> list[Any]:
     if isinstance(result, tuple):
         return list(result)
     return [result]
+
+
+def _binds(handler: Callable[..., Any], count: int) -> bool:
+    """Whether ``handler`` takes ``count`` positional arguments (asked only after a TypeError)."""
+    try:
+        inspect.signature(handler).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): give the benefit of the doubt
+        return True
+    return True

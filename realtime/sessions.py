@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .limits import KeyedBuckets, Rate
+from .logs import throttled
 from .node import node
 from .protocol.engine import Connection, EngineConfig, PollAnswer, State, Transport
 from .protocol.engineio import CLOSE, Packet, PacketType, decode_packet, decode_payload, encode_packet
@@ -28,6 +30,7 @@ from .protocol.events import (
     UpgradeAbandoned,
     Upgraded,
 )
+from .protocol.http import TOO_MANY_CONNECTIONS, TOO_MANY_HANDSHAKES, Refusal
 
 logger = logging.getLogger("realtime.engineio")
 packet_logger = logging.getLogger("realtime.engineio.packets")
@@ -35,6 +38,15 @@ packet_logger = logging.getLogger("realtime.engineio.packets")
 # How long a session closed by the server over polling waits for the client's
 # next GET to collect its close packet before the sid is forgotten.
 CLOSE_LINGER = 5.0
+
+# Volatile packets are dropped for a WebSocket client while the server holds
+# more than this for it unsent: it is not keeping up, and volatile means "now or never".
+VOLATILE_BACKLOG = 64 * 1024
+
+# A client with more than MAX_BUFFERED_BYTES waiting is dropped if it has not caught up
+# BACKLOG_GRACE seconds later, and at once past HARD_LIMIT times that.
+BACKLOG_GRACE = 1.0
+HARD_LIMIT = 4
 
 
 class SessionHandler(Protocol):
@@ -46,10 +58,12 @@ class SessionHandler(Protocol):
 
 
 class FrameSink(Protocol):
-    """A WebSocket consumer, as the Session sees it."""
+    """A WebSocket consumer, as the Session sees it. None of its methods raises."""
 
     async def write(self, frame: str | bytes) -> None: ...
     async def shut(self, code: int = 1000) -> None: ...
+    def buffered(self) -> int: ...  # bytes the ASGI server still holds unsent for this client
+    def abort(self) -> None: ...  # drop the connection and what it holds, now
 
 
 class PollSink(Protocol):
@@ -117,19 +131,54 @@ class Endpoint:
         *,
         transports: tuple[str, ...] = ("polling", "websocket"),
         allowed_origins: tuple[str, ...] = (),
+        max_connections: int | None = None,
+        max_connections_per_ip: int | None = None,
+        handshake_rate: str | None = None,
     ) -> None:
         self.config = config
         self.handler_factory = handler_factory
         self.transports = transports
         self.allowed_origins = allowed_origins
         self.sessions: dict[str, Session] = {}
+        self.max_connections = max_connections
+        self.max_connections_per_ip = max_connections_per_ip
+        self.handshakes = KeyedBuckets(Rate.parse(handshake_rate)) if handshake_rate else None
+        self.per_address: dict[str, int] = {}
+
+    def admit(self, address: str) -> Refusal | None:
+        """Whether a new session from ``address`` is within the limits (checked before it exists)."""
+        if self.max_connections is not None and len(self.sessions) >= self.max_connections:
+            refusal, limit = TOO_MANY_CONNECTIONS, f"MAX_CONNECTIONS={self.max_connections}"
+        elif (
+            self.max_connections_per_ip is not None and self.per_address.get(address, 0) >= self.max_connections_per_ip
+        ):
+            refusal, limit = TOO_MANY_CONNECTIONS, f"MAX_CONNECTIONS_PER_IP={self.max_connections_per_ip}"
+        elif self.handshakes is not None and not self.handshakes.take(address, asyncio.get_running_loop().time()):
+            refusal, limit = TOO_MANY_HANDSHAKES, "HANDSHAKE_RATE_PER_IP"
+        else:
+            return None
+        throttled(logger, logging.WARNING, limit, "handshake from %s refused: %s (%s)", address, refusal.message, limit)
+        return refusal
 
     def create(self, transport: Transport, request: ClientRequest) -> Session:
         # the owning process's key, then 120 random bits: any process can route the sid to its owner
         sid = node.key + secrets.token_urlsafe(15)
         session = Session(self, sid, transport, request)
         self.sessions[sid] = session
+        address = request.address
+        self.per_address[address] = self.per_address.get(address, 0) + 1
         return session
+
+    def forget(self, session: Session) -> None:
+        if self.sessions.get(session.sid) is not session:
+            return
+        del self.sessions[session.sid]
+        address = session.request.address
+        left = self.per_address.get(address, 1) - 1
+        if left > 0:
+            self.per_address[address] = left
+        else:
+            self.per_address.pop(address, None)
 
 
 class Session:
@@ -137,6 +186,8 @@ class Session:
 
     # one per connected client: no per-instance __dict__
     __slots__ = (
+        "_backlog_check",
+        "_closing",
         "_loop",
         "_poll",
         "_ticking",
@@ -164,6 +215,8 @@ class Session:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._ticking: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self._backlog_check: asyncio.TimerHandle | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self.handler = endpoint.handler_factory(self)
 
@@ -176,13 +229,19 @@ class Session:
             if packet_logger.isEnabledFor(logging.DEBUG):
                 packet_logger.debug("sid=%s ws -> %r", self.sid, frame)
             await websocket.write(frame)
+            if websocket.buffered() > self.conn.config.max_buffered_bytes:
+                self._backlogged()
             return
         await self.send_packet(Packet(PacketType.MESSAGE, data))
 
     @property
     def can_send_now(self) -> bool:
         """Whether a packet would leave at once (volatile packets are dropped otherwise)."""
-        return self.conn.streaming or (self._poll is not None and self.conn.state is not State.UPGRADING)
+        conn = self.conn
+        if conn.streaming:
+            websocket = self.websocket
+            return websocket is not None and websocket.buffered() < VOLATILE_BACKLOG
+        return self._poll is not None and conn.state is not State.UPGRADING
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> asyncio.TimerHandle:
         """A timer that dies with the session (the Socket.IO connect timeout uses it)."""
@@ -191,10 +250,17 @@ class Session:
         return handle
 
     async def close(self, reason: str = "forced close") -> None:
-        """Close from the server side; the client is told with a close packet."""
+        """Close from the server side.
+
+        A WebSocket is closed without an Engine.IO close packet, as Node does: a
+        client takes a close packet for a deliberate goodbye and does not
+        reconnect. A polling client has no connection to lose, so its next GET
+        collects a close packet.
+        """
         if self.conn.closed:
             return
-        self.conn.outbox.append(CLOSE)
+        if self.conn.transport is Transport.POLLING:
+            self.conn.queue(CLOSE)
         await self._apply(self.conn.close(reason))
 
     # -- transports attaching -------------------------------------------
@@ -237,29 +303,54 @@ class Session:
             else:
                 events = self.conn.receive_probe(packet, self._loop.time())
         except ProtocolError as exc:
-            logger.warning("sid=%s closed: parse error on WebSocket (%s)", self.sid, exc)
+            throttled(
+                logger, logging.WARNING, "parse error", "sid=%s closed: parse error on WebSocket (%s)", self.sid, exc
+            )
             events = self.conn.close("parse error")
         await self._apply(events)
 
-    async def receive_payload(self, body: bytes) -> bool:
-        """A polling POST body; False when it was malformed (the session is then closed)."""
+    async def read_payload(self, body: bytes) -> list[Packet] | None:
+        """Decode a polling POST body; None when it was malformed (the session is then closed).
+
+        Decoding comes apart from handling (``receive_packets``) so that the
+        POST is answered before what it carried is acted on, as Node does: a
+        client that queues a packet right after its CONNECT must not find the
+        answer to the CONNECT in a GET before its POST has returned.
+        """
         try:
             packets = decode_payload(body)
         except ProtocolError as exc:
-            logger.warning("sid=%s closed: parse error in polling payload (%s)", self.sid, exc)
+            throttled(
+                logger,
+                logging.WARNING,
+                "parse error",
+                "sid=%s closed: parse error in polling payload (%s)",
+                self.sid,
+                exc,
+            )
             await self._apply(self.conn.close("parse error"))
-            return False
+            return None
         if packet_logger.isEnabledFor(logging.DEBUG):
             packet_logger.debug("sid=%s poll <- %r", self.sid, body)
+        return packets
+
+    async def receive_packets(self, packets: list[Packet]) -> None:
+        """Act on the packets of a POST that has been answered already."""
         for packet in packets:
             try:
                 events = self.conn.receive(packet, self._loop.time())
             except ProtocolError as exc:
-                logger.warning("sid=%s closed: parse error in polling payload (%s)", self.sid, exc)
+                throttled(
+                    logger,
+                    logging.WARNING,
+                    "parse error",
+                    "sid=%s closed: parse error in polling payload (%s)",
+                    self.sid,
+                    exc,
+                )
                 await self._apply(self.conn.close("parse error"))
-                return False
+                return
             await self._apply(events)
-        return True
 
     async def poll(self, sink: PollSink) -> PollAnswer:
         """A polling GET: answered now, held, or refused."""
@@ -300,27 +391,105 @@ class Session:
 
     # -- outbound --------------------------------------------------------
     async def send_outgoing(self, outgoing: Outgoing) -> None:
-        """Send messages encoded beforehand (see Outgoing)."""
-        if self.conn.closed:
+        """Send messages encoded beforehand (see Outgoing).
+
+        Never waits on the client and never raises: a broadcast calls this
+        for every recipient in turn, and one slow or vanishing client must
+        not hold up or cut short the others.
+        """
+        conn = self.conn
+        if conn.closed:
             return
         websocket = self.websocket
-        if self.conn.streaming and websocket is not None:
+        if conn.streaming and websocket is not None:
             if packet_logger.isEnabledFor(logging.DEBUG):
                 packet_logger.debug("sid=%s ws -> %r", self.sid, outgoing.wire)
             for frame in outgoing.wire:
                 await websocket.write(frame)
+            if websocket.buffered() > conn.config.max_buffered_bytes:
+                self._backlogged()
             return
-        self.conn.outbox.extend(outgoing.packets)
+        if conn.queue(*outgoing.packets):
+            self._backlogged()
+            if conn.closed:
+                return
         await self._flush()
 
     async def send_packet(self, packet: Packet) -> None:
-        if self.conn.closed:
+        conn = self.conn
+        if conn.closed:
             return
-        if self.conn.streaming and self.websocket is not None:
-            await self._write(self.websocket, packet)
+        websocket = self.websocket
+        if conn.streaming and websocket is not None:
+            await self._write(websocket, packet)
+            if websocket.buffered() > conn.config.max_buffered_bytes:
+                self._backlogged()
             return
-        self.conn.outbox.append(packet)
+        if conn.queue(packet):
+            self._backlogged()
+            if conn.closed:
+                return
         await self._flush()
+
+    def _backlog(self) -> int:
+        """Bytes waiting for this client: in the ASGI server (WebSocket) or in our buffer (polling)."""
+        websocket = self.websocket
+        if websocket is not None and self.conn.streaming:
+            return websocket.buffered()
+        return self.conn.outbox_bytes
+
+    def _backlogged(self) -> None:
+        """More than MAX_BUFFERED_BYTES (or _PACKETS) waits for the client.
+
+        A burst written faster than one turn of the event loop can hand to the
+        kernel looks just like a client that stopped reading, so the client
+        gets BACKLOG_GRACE to catch up; past HARD_LIMIT times the limit it is
+        dropped at once, which bounds what any client can make us hold.
+        """
+        config = self.conn.config
+        packets = len(self.conn.outbox)
+        if (
+            self._backlog() > HARD_LIMIT * config.max_buffered_bytes
+            or packets > HARD_LIMIT * config.max_buffered_packets
+        ):
+            self._overflowed()
+        elif self._backlog_check is None:
+            self._backlog_check = self._loop.call_later(BACKLOG_GRACE, self._recheck_backlog)
+
+    def _recheck_backlog(self) -> None:
+        self._backlog_check = None
+        conn = self.conn
+        if conn.closed:
+            return
+        config = conn.config
+        if self._backlog() > config.max_buffered_bytes or len(conn.outbox) > config.max_buffered_packets:
+            self._overflowed()
+
+    def _overflowed(self) -> None:
+        """The client does not read what it is sent: drop it and what it left behind.
+
+        The close itself (handlers, rooms) runs in a task of its own, so a
+        broadcast that found this client over its limit goes straight on.
+        """
+        conn = self.conn
+        websocket = self.websocket
+        backlog = websocket.buffered() if websocket is not None and conn.streaming else conn.outbox_bytes
+        throttled(
+            logger,
+            logging.WARNING,
+            "slow reader",
+            "sid=%s closed: the client does not keep up (%d bytes or %d packets waiting; "
+            "MAX_BUFFERED_BYTES=%d, MAX_BUFFERED_PACKETS=%d)",
+            self.sid,
+            backlog,
+            len(conn.outbox),
+            conn.config.max_buffered_bytes,
+            conn.config.max_buffered_packets,
+        )
+        if websocket is not None:
+            self.websocket = None
+            websocket.abort()
+        self._closing = self._loop.create_task(self._apply(conn.overflow()))
 
     async def _write(self, websocket: FrameSink, packet: Packet) -> None:
         frame = encode_packet(packet)
@@ -373,27 +542,36 @@ class Session:
         self._cancel_timer()
         for handle in self._timers:
             handle.cancel()
-        if self._poll is not None:
-            sink, self._poll = self._poll, None
-            await sink.deliver(self.conn.take_poll())
-        if CLOSE in self.conn.outbox and self.websocket is None and self.probe is None:
-            # closed by the server: the close packet waits, briefly, for the client's next GET
-            self._loop.call_later(CLOSE_LINGER, self._forget)
-        else:
-            if self.websocket is None:
-                self.conn.outbox.clear()  # nobody is left to collect it
+        if self._backlog_check is not None:
+            self._backlog_check.cancel()
+        try:
+            if self._poll is not None:
+                sink, self._poll = self._poll, None
+                await sink.deliver(self.conn.take_poll())
+            if CLOSE in self.conn.outbox and self.websocket is None and self.probe is None:
+                # closed by the server: the close packet waits, briefly, for the client's next GET
+                self._loop.call_later(CLOSE_LINGER, self._forget)
+            else:
+                if self.websocket is None:
+                    self.conn.discard()  # nobody is left to collect it
+                self._forget()
+            for websocket in (self.websocket, self.probe):
+                if websocket is not None:
+                    for packet in self.conn.drain():
+                        await self._write(websocket, packet)
+                    await websocket.shut()
+        finally:
+            # whatever the transports did, the layer above hears of the close (rooms, acks, handlers)
+            self._forget_unless_lingering()
+            self.websocket = self.probe = None
+            await self.handler.on_close(reason)
+
+    def _forget_unless_lingering(self) -> None:
+        if CLOSE not in self.conn.outbox:
             self._forget()
-        for websocket in (self.websocket, self.probe):
-            if websocket is not None:
-                for packet in self.conn.drain():
-                    await self._write(websocket, packet)
-                await websocket.shut()
-        self.websocket = self.probe = None
-        await self.handler.on_close(reason)
 
     def _forget(self) -> None:
-        if self.endpoint.sessions.get(self.sid) is self:
-            del self.endpoint.sessions[self.sid]
+        self.endpoint.forget(self)
 
     def _schedule(self) -> None:
         due = self.conn.deadline()
@@ -420,4 +598,10 @@ class Session:
             await self._apply(self.conn.tick(self._loop.time()))
 
     async def _tick(self) -> None:
-        await self._apply(self.conn.tick(self._loop.time()))
+        try:
+            await self._apply(self.conn.tick(self._loop.time()))
+        except Exception:
+            # a bug, not the client: the timer must survive it, or the session never times out
+            throttled(logger, logging.ERROR, "tick", "sid=%s: timer raised", self.sid, exc_info=True)
+        finally:
+            self._schedule()

@@ -27,9 +27,11 @@ class ServerProcess:
         app: str = "project.asgi:application",
         log_dir: Path | None = None,
         env: dict[str, str] | None = None,
+        asgi_server: str = "daphne",
     ) -> None:
         self.settings = settings
         self.app = app
+        self.asgi_server = asgi_server
         self.extra_env = env or {}
         self.log_path = (log_dir or ROOT / "tests" / "artifacts") / f"daphne-{os.getpid()}-{id(self)}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -49,8 +51,12 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings, "PYTHONUNBUFFERED": "1", **self.extra_env}
         with self.log_path.open("wb") as log:
+            if self.asgi_server == "uvicorn":
+                command = [str(BIN / "uvicorn"), "--fd", str(listener.fileno()), "--no-access-log", self.app]
+            else:
+                command = [str(BIN / "daphne"), "--fd", str(listener.fileno()), self.app]
             self.process = subprocess.Popen(
-                [str(BIN / "daphne"), "--fd", str(listener.fileno()), self.app],
+                command,
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -102,6 +108,12 @@ class ServerProcess:
         if self.process is not None and self.process.poll() is not None:
             raise AssertionError(f"server exited ({self.process.returncode}); log:\n{self.log()[-3000:]}")
         return None
+
+    def rss(self) -> int:
+        """The server process's resident memory, in bytes."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
 
     def mark(self) -> int:
         """An offset into the log: pass it as ``since`` to look only at what comes after."""

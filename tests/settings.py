@@ -37,6 +37,9 @@ REALTIME = {
     "CLUSTER_TIMEOUT": 2_000,
     # a dashboard sample per second, so the chart has points within a test
     "METRICS_INTERVAL": 1_000,
+    # every test client comes from 127.0.0.1, hundreds a second: tests/e2e/test_limits.py tests the defaults
+    "MAX_CONNECTIONS_PER_IP": 10_000,
+    "HANDSHAKE_RATE_PER_IP": "10000/s",
     "NAMESPACES": [
         "tests.sockets.Main",
         "tests.sockets.Refusing",
@@ -47,6 +50,8 @@ REALTIME = {
         "tests.sockets.Private",
         "tests.sockets.Staff",
         "tests.sockets.Ops",
+        "tests.sockets.Hardening",
+        "tests.sockets.Zombie",
         "tests.sockets",
     ],
 }

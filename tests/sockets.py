@@ -1,11 +1,13 @@
 """Namespaces the end-to-end tests drive (registered by tests/settings.py)."""
 
+import asyncio
 import logging
 import re
+import secrets
 
 from django.dispatch import receiver
 
-from realtime import AckTimeout, ConnectionRefused, EventRefused, Namespace, event, io
+from realtime import AckTimeout, ConnectionRefused, EventRefused, LimitExceeded, Namespace, event, io, rate_limit
 from realtime.signals import client_connected, client_disconnected
 
 # socket id -> reason, as on_disconnect saw it; socket id -> (namespace, event) as the signals saw them
@@ -265,3 +267,71 @@ class Staff(Identified):
 class Ops(Identified):
     namespace = "/ops"
     groups_required = ["ops", "sre"]
+
+
+class Hardening(Namespace):
+    """What tests/e2e/test_hardening.py and test_limits.py drive: floods, slow readers, limits."""
+
+    namespace = "/hard"
+
+    async def on_join(self, socket, *rooms):
+        await socket.join(*rooms)
+        return len(socket.rooms)
+
+    async def on_flood(self, socket, room, size, count):
+        """``count`` broadcasts of ``size`` random characters to ``room``, the sender included.
+
+        Random, so that WebSocket compression (uvicorn negotiates it) cannot shrink the flood.
+        """
+        body = secrets.token_urlsafe(size * 3 // 4)
+        for i in range(count):
+            await self.to(room).emit("flood", i, body)
+        return count
+
+    @event("room-size")
+    async def room_size(self, socket, namespace, room):
+        from realtime.rooms import local
+
+        return len(local.select(namespace, (room,)))
+
+    async def on_relay(self, socket, room, *args):
+        """Chat: to everyone in ``room`` but the sender; the ack says it went out."""
+        await socket.to(room).emit("relayed", *args)
+        return ("relayed", *args)
+
+    async def on_one(self, socket, value):
+        return value
+
+    async def on_drop(self, socket):
+        """The server drops the transport (no DISCONNECT packet): the client should reconnect."""
+        await socket.connection.session.close()
+
+    async def on_wait(self, socket, seconds):
+        await asyncio.sleep(seconds)
+        return "waited"
+
+    async def on_ask(self, socket, count):
+        """``count`` emit_with_ack calls at once that the client never answers; how many were refused."""
+        calls = [socket.emit_with_ack("never", timeout=1) for _ in range(count)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        return sum(isinstance(r, LimitExceeded) for r in results)
+
+    @rate_limit("5/s")
+    async def on_limited(self, socket):
+        return "ok"
+
+    async def on_counted(self, socket):
+        return "ok"
+
+    async def on_disconnect(self, socket, reason):
+        logging.getLogger("realtime.tests").info("on_disconnect %s %s: %s", socket.namespace, socket.id, reason)
+
+
+class Zombie(Namespace):
+    """on_connect joins a room, then fails: the socket must not stay in the room."""
+
+    namespace = "/zombie"
+
+    async def on_connect(self, socket, auth):
+        await socket.join("zombies")
+        raise RuntimeError("on_connect failed after joining")

@@ -42,10 +42,12 @@ class PollResponder:
         if session.conn.closed or session.conn.transport is Transport.WEBSOCKET:
             await self.respond(400, BAD_REQUEST.body, JSON)
             return
-        if await session.receive_payload(body):
-            await self.respond(200, b"ok", TEXT)
-        else:
+        packets = await session.read_payload(body)
+        if packets is None:
             await self.respond(400, BAD_REQUEST.body, JSON)
+            return
+        await self.respond(200, b"ok", TEXT)
+        await session.receive_packets(packets)
 
     async def cancelled(self) -> None:
         """The client gave up on this request; a held GET then ends the session (spec)."""

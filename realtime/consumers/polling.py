@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from ..logs import throttled
 from ..node import node
 from ..protocol.engine import Transport
 from ..protocol.engineio import encode_payload
@@ -90,7 +91,12 @@ class PollingConsumer(EngineConsumer, PollResponder):
             await self.post(session, body)
 
     async def handshake(self) -> None:
-        session = self.endpoint.create(Transport.POLLING, self.client_request())
+        request = self.client_request()
+        refusal = self.endpoint.admit(request.address)
+        if refusal is not None:
+            await self.respond(refusal.status, refusal.body, JSON)
+            return
+        session = self.endpoint.create(Transport.POLLING, request)
         logger.debug("sid=%s opened over polling from %s", session.sid, self.client_label())
         open_packet = await session.start()
         await self.respond(200, encode_payload([open_packet]).encode(), TEXT)
@@ -135,5 +141,8 @@ class PollingConsumer(EngineConsumer, PollResponder):
         if self.answered:
             return
         self.answered = True
-        await self.send({"type": "http.response.start", "status": status, "headers": [*headers, *self.cors]})
-        await self.send({"type": "http.response.body", "body": body})
+        try:
+            await self.send({"type": "http.response.start", "status": status, "headers": [*headers, *self.cors]})
+            await self.send({"type": "http.response.body", "body": body})
+        except Exception as exc:  # the client went away: its http.disconnect follows
+            throttled(logger, logging.DEBUG, "respond failed", "HTTP answer to a closing client dropped (%r)", exc)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+from ..logs import throttled
 from ..protocol.engine import Transport
 from ..protocol.http import SESSION_ID_UNKNOWN, check_request
 from ..sessions import Session
 from . import forwarding
 from .base import EngineConsumer
+from .wire import Wire, wire_of
 
 logger = logging.getLogger("realtime.engineio")
 
@@ -24,6 +27,11 @@ class WebSocketConsumer(EngineConsumer):
         self.session: Session | None = None
         self.relay_id: str | None = None
         self.relayed_sid = ""
+        self.wire: Wire | None = None
+        # frames waiting behind a send that blocked (uvicorn, a client that stopped reading)
+        self.pending: list[str | bytes] | None = None
+        self.pending_bytes = 0
+        self.drainer: asyncio.Task[None] | None = None
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         request = self.engine_request("GET", websocket=True)
@@ -34,6 +42,11 @@ class WebSocketConsumer(EngineConsumer):
         relayed = sid is not None and sid not in self.endpoint.sessions and forwarding.owner_of(sid) is not None
         if refusal is None and sid is not None and sid not in self.endpoint.sessions and not relayed:
             refusal = SESSION_ID_UNKNOWN
+        if refusal is None and sid is None:
+            refusal = self.endpoint.admit(self.client_request().address)  # logs its own line
+            if refusal is not None:
+                await self.send({"type": "websocket.close", "code": 1008})
+                return
         if refusal is not None:
             logger.warning(
                 "WebSocket %s from %s refused: %s (code %d, sid=%s)",
@@ -46,6 +59,7 @@ class WebSocketConsumer(EngineConsumer):
             await self.send({"type": "websocket.close", "code": 1008})
             return
         await self.send({"type": "websocket.accept"})
+        self.wire = wire_of(self.base_send)
         if sid is None:
             self.session = self.endpoint.create(Transport.WEBSOCKET, self.client_request())
             logger.debug("sid=%s opened over websocket from %s", self.session.sid, self.client_label())
@@ -105,13 +119,63 @@ class WebSocketConsumer(EngineConsumer):
 
     # -- FrameSink, used by the Session ---------------------------------
     async def write(self, frame: str | bytes) -> None:
-        if isinstance(frame, str):
-            await self.base_send({"type": "websocket.send", "text": frame})
-        else:
-            await self.base_send({"type": "websocket.send", "bytes": frame})
+        """Hand a frame to the ASGI server; a connection that is going away only drops it.
+
+        The server raises when the client has just gone (daphne: autobahn's
+        ``Disconnected``, uvicorn: ``ClientDisconnected``); the disconnect
+        event follows and ends the session, so the frame is simply lost, as
+        it would be a moment later. Raising here would cut short whatever
+        broadcast or handler was writing.
+        """
+        if self.pending is not None or (self.wire is not None and self.wire.paused()):
+            # the server would make us wait for the client: queue it, and let a task of its own wait
+            if self.pending is None:
+                self.pending = []
+                self.drainer = asyncio.get_running_loop().create_task(self._drain())
+            self.pending.append(frame)
+            self.pending_bytes += len(frame)
+            return
+        await self._send_frame(frame)
+
+    async def _send_frame(self, frame: str | bytes) -> None:
+        try:
+            if isinstance(frame, str):
+                await self.base_send({"type": "websocket.send", "text": frame})
+            else:
+                await self.base_send({"type": "websocket.send", "bytes": frame})
+        except Exception as exc:
+            throttled(logger, logging.DEBUG, "write failed", "WebSocket write to a closing client dropped (%r)", exc)
+
+    async def _drain(self) -> None:
+        """Send what queued up behind a blocked send, in order; the Session counts it as buffered."""
+        pending = self.pending
+        try:
+            while pending:
+                frame = pending.pop(0)
+                self.pending_bytes -= len(frame)
+                await self._send_frame(frame)
+        finally:
+            self.pending, self.pending_bytes, self.drainer = None, 0, None
 
     async def shut(self, code: int = 1000) -> None:
-        await self.send({"type": "websocket.close", "code": code})
+        if self.pending is not None or (self.wire is not None and self.wire.paused()):
+            self.abort()  # a clean close would wait behind what the client is not reading
+            return
+        try:
+            await self.send({"type": "websocket.close", "code": code})
+        except Exception as exc:
+            throttled(logger, logging.DEBUG, "close failed", "WebSocket close of a closing client dropped (%r)", exc)
+
+    def buffered(self) -> int:
+        wire = self.wire
+        return (wire.buffered() if wire is not None else 0) + self.pending_bytes
+
+    def abort(self) -> None:
+        if self.pending is not None:
+            self.pending.clear()
+            self.pending_bytes = 0
+        if self.wire is not None:
+            self.wire.abort()
 
 
 def _size(frame: str | bytes) -> int:

@@ -35,6 +35,9 @@ class EngineConfig:
     ping_timeout: int = 20_000
     max_payload: int = 1_000_000
     upgrade_timeout: int = 10_000
+    # What one session may have waiting for a slow client, in bytes and (polling) packets.
+    max_buffered_bytes: int = 4 * 1024 * 1024
+    max_buffered_packets: int = 1_000
 
 
 # A GET held during an upgrade is answered with a noop this long after the
@@ -63,10 +66,12 @@ class Connection:
     __slots__ = (
         "_next_ping_at",
         "_noop_at",
+        "_ping_queued",
         "_pong_deadline",
         "_upgrade_deadline",
         "config",
         "outbox",
+        "outbox_bytes",
         "poll_waiting",
         "sid",
         "state",
@@ -79,6 +84,8 @@ class Connection:
         self.transport = transport
         self.state = State.OPEN
         self.outbox: list[Packet] = []  # a list: an empty deque costs 600 bytes on every idle client
+        self.outbox_bytes = 0
+        self._ping_queued = False  # a ping waits in the outbox: the client cannot have answered it yet
         self.poll_waiting = False
         self._next_ping_at = now + config.ping_interval / 1000
         self._pong_deadline: float | None = None
@@ -116,16 +123,19 @@ class Connection:
         if kind is PacketType.MESSAGE:
             return [MessageReceived(packet.data)]
         if kind is PacketType.PONG:
+            if self._pong_deadline is None or self._ping_queued:
+                # a pong nobody asked for (or for a ping still buffered) must not keep a client alive
+                return []
             self._pong_deadline = None
             self._next_ping_at = now + self.config.ping_interval / 1000
             return []
         if kind is PacketType.CLOSE:
             # spec: a client's close over polling ends a held GET with a noop
             if self.poll_waiting:
-                self.outbox.append(NOOP)
+                self.queue(NOOP)
             return self.close("transport close")
         if kind is PacketType.PING:
-            self.outbox.append(Packet(PacketType.PONG, packet.data))
+            self.queue(Packet(PacketType.PONG, packet.data))
             return []
         if kind is PacketType.OPEN:
             raise ProtocolError("client sent an open packet")
@@ -174,7 +184,7 @@ class Connection:
             return PollAnswer.REFUSE, [], []
         if self.poll_waiting:
             # spec: a second concurrent GET is an error; the held one gets a close
-            self.outbox.append(CLOSE)
+            self.queue(CLOSE)
             return PollAnswer.REFUSE, [], self.close("transport error")
         if self.state is State.UPGRADING:
             # held briefly, then a noop; the buffer is kept for the WebSocket
@@ -196,14 +206,43 @@ class Connection:
         self.poll_waiting = False
         return self.drain(POLL_BATCH)
 
+    def queue(self, *packets: Packet) -> bool:
+        """Buffer packets for the client; True when the buffer is now over its limits."""
+        self.outbox.extend(packets)
+        self.outbox_bytes += sum(_size(p) for p in packets)
+        return self.overflowing
+
+    @property
+    def overflowing(self) -> bool:
+        """More is waiting than a client that reads can leave behind (MAX_BUFFERED_BYTES/PACKETS)."""
+        config = self.config
+        return self.outbox_bytes > config.max_buffered_bytes or len(self.outbox) > config.max_buffered_packets
+
+    def overflow(self) -> list[Event]:
+        """The client reads too slowly: drop its backlog and close ("transport error")."""
+        self.discard()
+        if self.transport is Transport.POLLING:
+            self.queue(CLOSE)  # what its next GET collects, as for any close by the server
+        return self.close("transport error")
+
+    def discard(self) -> None:
+        """Nobody is left to collect the buffer."""
+        self.outbox.clear()
+        self.outbox_bytes = 0
+        self._ping_queued = False
+
     def drain(self, limit: int | None = None) -> list[Packet]:
         """Take buffered packets, oldest first (at most ``limit``)."""
         if limit is None or len(self.outbox) <= limit:
             packets = list(self.outbox)
             self.outbox.clear()
-            return packets
-        packets = self.outbox[:limit]
-        del self.outbox[:limit]
+            self.outbox_bytes = 0
+        else:
+            packets = self.outbox[:limit]
+            del self.outbox[:limit]
+            self.outbox_bytes -= sum(_size(p) for p in packets)
+        if self._ping_queued and any(p.type is PacketType.PING for p in packets):
+            self._ping_queued = False
         return packets
 
     # -- time ------------------------------------------------------------
@@ -235,7 +274,8 @@ class Connection:
         if self._pong_deadline is None and now >= self._next_ping_at:
             # from when the ping was due, not when the timer got to it: the timeout stays sharp
             self._pong_deadline = self._next_ping_at + self.config.ping_timeout / 1000
-            self.outbox.append(Packet(PacketType.PING))
+            self.queue(Packet(PacketType.PING))
+            self._ping_queued = True
         return events
 
     # -- closing ---------------------------------------------------------
@@ -244,3 +284,8 @@ class Connection:
             return []
         self.state = State.CLOSED
         return [Closed(reason)]
+
+
+def _size(packet: Packet) -> int:
+    """What a packet holds in memory, near enough: its text or bytes (a control packet counts one)."""
+    return len(packet.data) + 1

@@ -29,6 +29,10 @@ BAD_HANDSHAKE_METHOD = Refusal(400, 2, "Bad handshake method")
 BAD_REQUEST = Refusal(400, 3, "Bad request")
 FORBIDDEN = Refusal(403, 4, "Forbidden")
 UNSUPPORTED_PROTOCOL_VERSION = Refusal(400, 5, "Unsupported protocol version")
+# Limits (REALTIME["MAX_CONNECTIONS"], ...): Engine.IO has no code of its own for them, so they
+# carry Forbidden's code with an HTTP status and a message that say what happened.
+TOO_MANY_CONNECTIONS = Refusal(503, 4, "Too many connections")
+TOO_MANY_HANDSHAKES = Refusal(429, 4, "Too many handshakes")
 
 POLLING_METHODS = frozenset({"GET", "POST"})
 

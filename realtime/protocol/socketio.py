@@ -141,7 +141,19 @@ def _header(packet_type: PacketType, packet: Packet, attachments: list[bytes]) -
 def _dumps(data: Any) -> str:
     if data is None:
         return ""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if text.isascii():
+        return text
+    # A lone surrogate (valid in JSON as "\\ud800", which any JS client can send) cannot be written as
+    # UTF-8: it goes back out as the JSON escape the client sent, so the frame always encodes.
+    return _LONE_SURROGATE.sub(_escape_surrogate, text)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _has_binary(value: Any) -> bool:
@@ -176,13 +188,15 @@ class Decoder:
     expected to close the connection anyway ("parse error").
     """
 
-    __slots__ = ("_attachments", "_expected", "_max_attachments", "_pending")
+    __slots__ = ("_attachments", "_bytes", "_expected", "_max_attachments", "_max_bytes", "_pending")
 
-    def __init__(self, *, max_attachments: int = MAX_ATTACHMENTS) -> None:
-        # The cap bounds what one packet can make us buffer: each attachment may be a whole maxPayload.
+    def __init__(self, *, max_attachments: int = MAX_ATTACHMENTS, max_bytes: int | None = None) -> None:
+        # The caps bound what one packet can make us buffer: each attachment may be a whole maxPayload.
         self._max_attachments = max_attachments
+        self._max_bytes = max_bytes
         self._pending: Packet | None = None
         self._expected = 0
+        self._bytes = 0
         self._attachments: list[bytes] = []
 
     @property
@@ -211,6 +225,10 @@ class Decoder:
     def _feed_binary(self, frame: bytes) -> Packet | None:
         if self._pending is None:
             raise ProtocolError("binary frame when no attachment is expected")
+        self._bytes += len(frame)
+        if self._max_bytes is not None and self._bytes > self._max_bytes:
+            self._reset()
+            raise ProtocolError(f"binary attachments over {self._max_bytes} bytes")
         self._attachments.append(frame)
         return self._complete()
 
@@ -227,7 +245,7 @@ class Decoder:
         return Packet(_AS_TEXT[packet.type], packet.namespace, data, packet.id)
 
     def _reset(self) -> None:
-        self._pending, self._expected, self._attachments = None, 0, []
+        self._pending, self._expected, self._attachments, self._bytes = None, 0, [], 0
 
 
 def _decode_text(frame: str, max_attachments: int) -> tuple[Packet, int]:

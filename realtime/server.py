@@ -205,10 +205,16 @@ class Connection:
         if socket is None:
             logger.debug("sid=%s: packet for unconnected namespace %s dropped", self.session.sid, packet.namespace)
         elif packet.type in (PT.EVENT, PT.BINARY_EVENT):
-            if len(self.tasks) >= self.server.limits.max_running_handlers:
-                await self._refuse(socket, packet, "too many events in progress", "MAX_RUNNING_HANDLERS")
+            handler = socket.nsp.handler(packet.data[0])
+            refusal = self._event_refusal(socket, packet, handler)
+            if refusal is None:
+                if packet.id is not None:
+                    socket.answering += 1
+                self._spawn(self._event(socket, packet, handler))
             else:
-                self._spawn(self._event(socket, packet))
+                await self._refuse(socket, packet, *refusal)
+                if refusal[1] == "RATE_LIMITS":
+                    await self._strike(socket, self.server.limits)
         elif packet.type in (PT.ACK, PT.BINARY_ACK):
             socket.acked(packet.id, packet.data)
         elif packet.type is PT.DISCONNECT:
@@ -345,24 +351,26 @@ class Connection:
             self._spawn(self.session.close("connect timeout"))
 
     # -- events ---------------------------------------------------------------
-    async def _event(self, socket: Socket, packet: socketio.Packet) -> None:
-        socket.messages_in += 1
-        event, *args = packet.data
-        nsp = socket.nsp
-        handler = nsp.handler(event)
+    def _event_refusal(
+        self, socket: Socket, packet: socketio.Packet, handler: Callable[..., Any] | None
+    ) -> tuple[str, str] | None:
+        """(message, limit) when an event is over a limit; checked before a task exists for it."""
         limits = self.server.limits
         limited = limits.rate_limits or (handler is not None and hasattr(handler, "_realtime_rate"))
-        if limited and not self._rate_allows(socket, event, handler, limits):
-            await self._refuse(socket, packet, "rate limited", "RATE_LIMITS")
-            await self._strike(socket, limits)
-            return
+        if limited and not self._rate_allows(socket, packet.data[0], handler, limits):
+            return "rate limited", "RATE_LIMITS"
+        if len(self.tasks) >= limits.max_running_handlers:
+            return "too many events in progress", "MAX_RUNNING_HANDLERS"
+        if packet.id is not None and socket.answering >= limits.max_pending_acks:
+            return "too many pending acks", "MAX_PENDING_ACKS"
+        return None
+
+    async def _event(self, socket: Socket, packet: socketio.Packet, handler: Callable[..., Any] | None) -> None:
+        socket.messages_in += 1
+        event, *args = packet.data
         if packet.id is None:
             await self._handle(socket, packet, event, args, handler)
             return
-        if socket.answering >= limits.max_pending_acks:
-            await self._refuse(socket, packet, "too many pending acks", "MAX_PENDING_ACKS")
-            return
-        socket.answering += 1
         try:
             await self._handle(socket, packet, event, args, handler)
         finally:

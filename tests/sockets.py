@@ -278,14 +278,15 @@ class Hardening(Namespace):
         await socket.join(*rooms)
         return len(socket.rooms)
 
-    async def on_flood(self, socket, room, size, count):
+    async def on_flood(self, socket, room, size, count, volatile=False):
         """``count`` broadcasts of ``size`` random characters to ``room``, the sender included.
 
         Random, so that WebSocket compression (uvicorn negotiates it) cannot shrink the flood.
         """
         body = secrets.token_urlsafe(size * 3 // 4)
+        target = self.to(room).volatile if volatile else self.to(room)
         for i in range(count):
-            await self.to(room).emit("flood", i, body)
+            await target.emit("flood", i, body)
         return count
 
     @event("room-size")

@@ -92,6 +92,29 @@ async def test_websocket_client_that_never_reads_is_dropped_and_its_memory_retur
     assert "Traceback" not in limited.log()[mark:]
 
 
+async def test_volatile_packets_are_dropped_for_a_client_that_does_not_keep_up(daphne_limited):
+    """A non-reading client in a room flooded with volatile broadcasts loses them instead of its connection."""
+    server = daphne_limited
+    slow, sid = await RawWebSocket.engineio(server.port)
+    slow.send(f"40{NS},")
+    await slow.receive_until(f"40{NS},")
+    slow.send(f'42{NS},1["join","volatile-flood"]')
+    await slow.receive_until(f"43{NS},1")
+    good = await good_client(server, "volatile-flood")
+    baseline = server.rss()
+    mark = server.mark()
+    for _ in range(40):  # 20 MB of volatile broadcasts: never more than VOLATILE_BACKLOG held for it
+        assert await good.call("flood", ("volatile-flood", 100_000, 5, True), namespace=NS, timeout=20) == 5
+    assert server.rss() - baseline < 8 * 1024 * 1024
+    assert f"sid={sid} closed" not in server.log()[mark:]
+    # what must arrive does: the backlog grows past MAX_BUFFERED_BYTES and the client is dropped
+    for _ in range(10):
+        await good.call("flood", ("volatile-flood", 100_000, 5), namespace=NS, timeout=20)
+    await server.await_log(rf"sid={sid} closed: the client does not keep up", since=mark, timeout=10)
+    slow.close()
+    await good.disconnect()
+
+
 async def test_polling_client_that_never_gets_is_dropped(limited):
     base = f"{limited.url}/socket.io/?EIO=4&transport=polling"
     async with aiohttp.ClientSession() as http:

@@ -20,6 +20,7 @@ from .checks import import_namespace_entry
 from .conf import realtime_settings
 from .exceptions import ConnectionRefused, EventRefused
 from .handlers import call
+from .logs import redact_packet
 from .namespaces import Handshake, Namespace, Socket, utcnow
 from .protocol import socketio
 from .protocol.errors import ProtocolError
@@ -147,7 +148,7 @@ class Connection:
         if packet is None:
             return
         if packet_logger.isEnabledFor(logging.DEBUG):
-            packet_logger.debug("sid=%s <- %r", self.session.sid, packet)
+            packet_logger.debug("sid=%s <- %r", self.session.sid, redact_packet(packet))
         if packet.type is PT.CONNECT:
             await self._connect(packet)
             return

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .logs import redact_frame
 from .node import node
 from .protocol.engine import Connection, EngineConfig, PollAnswer, State, Transport
 from .protocol.engineio import CLOSE, Packet, PacketType, decode_packet, decode_payload, encode_packet
@@ -225,13 +226,13 @@ class Session:
                 return
             if frame[:1] == "4":
                 if packet_logger.isEnabledFor(logging.DEBUG):
-                    packet_logger.debug("sid=%s ws <- %r", self.sid, frame)
+                    packet_logger.debug("sid=%s ws <- %r", self.sid, redact_frame(frame))
                 await self.handler.on_message(frame[1:])
                 return
         try:
             packet = decode_packet(frame)
             if packet_logger.isEnabledFor(logging.DEBUG):
-                packet_logger.debug("sid=%s ws <- %r", self.sid, frame)
+                packet_logger.debug("sid=%s ws <- %r", self.sid, redact_frame(frame))
             if source is self.websocket:
                 events = self.conn.receive(packet, self._loop.time())
             else:
@@ -250,7 +251,7 @@ class Session:
             await self._apply(self.conn.close("parse error"))
             return False
         if packet_logger.isEnabledFor(logging.DEBUG):
-            packet_logger.debug("sid=%s poll <- %r", self.sid, body)
+            packet_logger.debug("sid=%s poll <- %r", self.sid, redact_frame(body))
         for packet in packets:
             try:
                 events = self.conn.receive(packet, self._loop.time())

@@ -37,6 +37,8 @@ REALTIME = {
     "CLUSTER_TIMEOUT": 2_000,
     # a dashboard sample per second, so the chart has points within a test
     "METRICS_INTERVAL": 1_000,
+    # every refusal gets its line: tests wait for them (tests/e2e/test_security.py checks the limit)
+    "LOG_RATE_LINES": 100_000,
     "NAMESPACES": [
         "tests.sockets.Main",
         "tests.sockets.Refusing",

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .logs import redact_frame
@@ -68,9 +68,10 @@ class ClientRequest:
     """The handshake request, as plain values: the consumer reads the ASGI scope, nobody else does."""
 
     path: str
-    query_string: str
-    query: dict[str, str]
-    raw_headers: tuple[tuple[bytes, bytes], ...]  # as the ASGI server gave them
+    # repr=False: cookies, Authorization and query-string tokens stay out of any log line or traceback
+    query_string: str = field(repr=False)
+    query: dict[str, str] = field(repr=False)
+    raw_headers: tuple[tuple[bytes, bytes], ...] = field(repr=False)  # as the ASGI server gave them
     address: str
     secure: bool
     user: Any = None  # set when an outer ASGI middleware already resolved the user

@@ -130,3 +130,31 @@ def test_redact_packet_keeps_everything_but_the_auth():
     assert "/private" in text and "<auth redacted>" in text
     event = socketio.Packet(socketio.PacketType.EVENT, "/", ["chat", "hi"])
     assert redact_packet(event) is event
+
+
+def test_request_and_handshake_reprs_hold_no_credentials():
+    """An ALLOW_REQUEST hook or a handler that logs ``%r`` of what it got leaks nothing."""
+    from datetime import UTC, datetime
+
+    from realtime.namespaces import Handshake
+    from realtime.sessions import ClientRequest
+
+    headers = {"cookie": "sessionid=s3cret", "authorization": "Bearer rt_x_s3cret"}
+    request = ClientRequest(
+        path="/socket.io/",
+        query_string="token=s3cret",
+        query={"token": "s3cret"},
+        raw_headers=tuple((k.encode(), v.encode()) for k, v in headers.items()),
+        address="127.0.0.1",
+        secure=False,
+    )
+    handshake = Handshake(
+        headers=headers,
+        query={"token": "s3cret"},
+        address="127.0.0.1",
+        auth={"token": "s3cret"},
+        time=datetime.now(UTC),
+        url="/socket.io/?token=s3cret",
+    )
+    for value in (request, handshake):
+        assert "s3cret" not in repr(value) and "127.0.0.1" in repr(value)

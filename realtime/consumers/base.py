@@ -85,9 +85,7 @@ class EngineConsumer(AsyncConsumer):
         """
         sid = request.query.get("sid")
         if request.host is None:
-            why = f"Host {clip(self.site.presented_host)} not in ALLOWED_HOSTS"
-            self.log_refusal(BAD_REQUEST, sid, "bad-host", why)
-            return BAD_REQUEST
+            return self.refuse_host(sid)
         endpoint = self.endpoint
         refusal = check_request(request, transports=endpoint.transports, allowed_origins=endpoint.allowed_origins)
         if refusal is FORBIDDEN:
@@ -100,6 +98,11 @@ class EngineConsumer(AsyncConsumer):
             self.log_refusal(FORBIDDEN, sid, "allow-request", "ALLOW_REQUEST said no")
             return FORBIDDEN
         return None
+
+    def refuse_host(self, sid: str | None) -> Refusal:
+        """A Host that ALLOWED_HOSTS refuses: Django's view would answer 400, so do we (Engine.IO code 3)."""
+        self.log_refusal(BAD_REQUEST, sid, "bad-host", f"Host {clip(self.site.presented_host)} not in ALLOWED_HOSTS")
+        return BAD_REQUEST
 
     def log_refusal(self, refusal: Refusal, sid: str | None, kind: str | None = None, why: str = "") -> None:
         """The one (rate-limited) WARNING line a refused request earns; ``kind`` is its rate-limit key."""

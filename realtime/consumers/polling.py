@@ -96,7 +96,7 @@ class PollingConsumer(EngineConsumer, PollResponder):
 
     async def preflight(self, request: Request) -> None:
         if request.host is None:
-            await self.refuse(BAD_REQUEST, None)
+            await self.respond(BAD_REQUEST.status, self.refuse_host(None).body, JSON)
             return
         if not origin_allowed(request.origin, self.endpoint.allowed_origins, scheme=request.scheme, host=request.host):
             await self.refuse(FORBIDDEN, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 
@@ -73,6 +74,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 Site = tuple[str, str, int]
 
 
+@lru_cache(maxsize=1024)  # a handful of origins and hosts, seen again on every polling request
 def site_of_origin(origin: str) -> Site | None:
     """An ``Origin`` header (or a configured origin) as a comparable triple; None for ``null`` and junk."""
     try:

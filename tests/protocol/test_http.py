@@ -17,9 +17,7 @@ from realtime.protocol.http import (
 BOTH = ("polling", "websocket")
 
 
-def check(
-    method="GET", websocket=False, origin=None, host="h:1", allowed=(), transports=BOTH, scheme="http", **query
-):
+def check(method="GET", websocket=False, origin=None, host="h:1", allowed=(), transports=BOTH, scheme="http", **query):
     request = Request(method=method, query=query, origin=origin, host=host, websocket=websocket, scheme=scheme)
     return check_request(request, transports=transports, allowed_origins=allowed)
 

@@ -18,13 +18,16 @@ scope already carried ``user`` (set by your own middleware, such as
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import weakref
+from collections.abc import Callable
 from functools import lru_cache
 from http.cookies import SimpleCookie
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from asgiref.sync import iscoroutinefunction
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user
@@ -37,12 +40,16 @@ from django.utils.module_loading import import_string
 from . import tokens
 from .conf import realtime_settings
 from .exceptions import ConnectionRefused
+from .logs import RateLimitedLogger, clip
+from .protocol.http import credentials_allowed
+from .security import request_site
 from .sessions import ClientRequest
 
 if TYPE_CHECKING:
     from .namespaces import Socket
 
 logger = logging.getLogger("realtime.auth")
+limited = RateLimitedLogger(logger)
 
 INVALID_TOKEN = "invalid token"
 TOKEN_EXPIRED = "token expired"
@@ -74,11 +81,39 @@ class BaseAuthentication:
 
 
 class SessionAuthentication(BaseAuthentication):
-    """The Django session cookie: a browser on the same site is whoever is logged in."""
+    """The Django session cookie: a browser on the same site is whoever is logged in.
+
+    Only for pages of this site, or of origins listed by name in
+    ``CORS_ALLOWED_ORIGINS``: a browser attaches the cookie to a WebSocket (and
+    to a credentialed request) whatever page opened it, so a cookie arriving
+    with any other ``Origin`` is another site acting as our user (cross-site
+    WebSocket hijacking). It is then ignored, whatever the CORS setting ("*"
+    included), and the client is anonymous; tokens still work from any site.
+    """
 
     async def authenticate(self, request: ClientRequest, auth: dict[str, Any]) -> Any:
+        if not cookies_may_speak(request):
+            if request.user is not None or _session_key(request.headers.get("cookie")) is not None:
+                limited.warning(
+                    "cross-site-cookie",
+                    "session cookie ignored: handshake Origin %s is neither this site nor listed in "
+                    "CORS_ALLOWED_ORIGINS (client %s)",
+                    clip(request.headers.get("origin")),
+                    request.address,
+                )
+            return None
         user = await user_from_request(request)
         return user if user.is_authenticated else None
+
+
+def cookies_may_speak(request: ClientRequest) -> bool:
+    """Whether the handshake's Origin may act with the visitor's cookies (see SessionAuthentication)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser, or a same-origin GET (browsers send Origin on every WebSocket)
+    site = request_site(request.raw_headers, "https" if request.secure else "http")
+    allowed = realtime_settings()["CORS_ALLOWED_ORIGINS"]
+    return credentials_allowed(origin, allowed, scheme=site.scheme, host=site.host)
 
 
 class TokenAuthentication(BaseAuthentication):
@@ -132,9 +167,41 @@ def authenticators() -> tuple[BaseAuthentication, ...]:
     return tuple(import_string(path)() for path in realtime_settings()["AUTHENTICATORS"])
 
 
+@lru_cache(maxsize=1)
+def allow_request_hook() -> Callable[[ClientRequest], Any] | None:
+    path = realtime_settings()["ALLOW_REQUEST"]
+    return import_string(path) if path else None
+
+
 def _reset(*, setting: str, **kwargs: Any) -> None:
     if setting == "REALTIME":
         authenticators.cache_clear()
+        allow_request_hook.cache_clear()
+
+
+async def allow_request(request: ClientRequest) -> bool:
+    """``REALTIME["ALLOW_REQUEST"]``'s verdict on a handshake (True when none is set).
+
+    Only ``True`` lets the request in, so a hook that forgets to return
+    refuses rather than admits; one that raises refuses too (and is logged),
+    since a broken gate must not stand open. A plain ``def`` runs in a thread
+    through ``database_sync_to_async``: it may use the ORM without stalling
+    every other client on the event loop.
+    """
+    hook = allow_request_hook()
+    if hook is None:
+        return True
+    try:
+        if iscoroutinefunction(hook):
+            verdict = await hook(request)
+        else:
+            verdict = await database_sync_to_async(hook)(request)
+        if inspect.isawaitable(verdict):  # an object whose __call__ is async
+            verdict = await verdict
+    except Exception:
+        limited.error("allow-request", "ALLOW_REQUEST hook raised; the request is refused", exc_info=True)
+        return False
+    return verdict is True
 
 
 setting_changed.connect(_reset)

@@ -33,6 +33,8 @@ POSITIVE_INTS = (
     "MAX_ATTACHMENT_BYTES",
     "ATTACHMENT_TIMEOUT",
     "RATE_LIMIT_STRIKES",
+    "LOG_RATE_LINES",
+    "LOG_RATE_INTERVAL",
 )
 BOOLEANS = ("REQUIRE_DECLARED_ROOMS", "REGISTRY")
 
@@ -51,6 +53,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         *_path(merged["PATH"]),
         *_imports(merged, "NAMESPACES"),
         *_authenticators(merged["AUTHENTICATORS"]),
+        *_allow_request(merged["ALLOW_REQUEST"]),
         *_booleans(merged),
         *_rates(merged),
     ]
@@ -93,6 +96,15 @@ def _origins(value: Any) -> list[Any]:
                 f"REALTIME['CORS_ALLOWED_ORIGINS'] holds values that are not origins: {bad!r}.",
                 hint="Write each as scheme://host[:port] with no path, e.g. 'https://example.com', or '*'.",
                 id="realtime.E004",
+            )
+        ]
+    if "*" in value:
+        return [
+            Warning(
+                "REALTIME['CORS_ALLOWED_ORIGINS'] contains '*': pages of any site may open sockets here.",
+                hint="They connect without the visitor's cookies (Django session auth never works cross-site; "
+                "tokens do). List the origins you trust by name instead, e.g. 'https://app.example.com'.",
+                id="realtime.W002",
             )
         ]
     return []
@@ -155,6 +167,24 @@ def _authenticators(value: Any) -> list[Any]:
     return errors
 
 
+def _allow_request(value: Any) -> list[Any]:
+    """None, or an import string naming a callable: a typo would otherwise refuse every handshake."""
+    from django.utils.module_loading import import_string
+
+    if value is None:
+        return []
+    problem = None
+    if not isinstance(value, str):
+        problem = f"must be None or an import string, not {value!r}"
+    else:
+        try:
+            if not callable(import_string(value)):
+                problem = f"names {value!r}, which is not callable"
+        except ImportError as exc:
+            problem = f"names {value!r}, which cannot be imported: {exc}"
+    return [Error(f"REALTIME['ALLOW_REQUEST'] {problem}.", id="realtime.E009")] if problem else []
+
+
 def _booleans(merged: dict[str, Any]) -> list[Any]:
     return [
         Error(f"REALTIME[{key!r}] must be True or False, not {merged[key]!r}.", id="realtime.E008")
@@ -168,7 +198,7 @@ def _rates(merged: dict[str, Any]) -> list[Any]:
 
     limits = merged["RATE_LIMITS"]
     if not isinstance(limits, dict):
-        return [Error("REALTIME['RATE_LIMITS'] must be a dict of event name -> rate ('10/s').", id="realtime.E009")]
+        return [Error("REALTIME['RATE_LIMITS'] must be a dict of event name -> rate ('10/s').", id="realtime.E010")]
     rates = {}
     if merged["HANDSHAKE_RATE_PER_IP"] is not None:  # None: no handshake rate limit
         rates["HANDSHAKE_RATE_PER_IP"] = merged["HANDSHAKE_RATE_PER_IP"]
@@ -178,7 +208,7 @@ def _rates(merged: dict[str, Any]) -> list[Any]:
         try:
             Rate.parse(rate)
         except ValueError as exc:
-            errors.append(Error(f"REALTIME[{key!r}]: {exc}.", id="realtime.E009"))
+            errors.append(Error(f"REALTIME[{key!r}]: {exc}.", id="realtime.E010"))
     return errors
 
 

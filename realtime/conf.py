@@ -26,7 +26,19 @@ DEFAULTS: dict[str, Any] = {
     "TRANSPORTS": ["polling", "websocket"],
     # Origins allowed for cross-origin requests ("https://example.com", or "*").
     # Empty means same-origin only; requests without an Origin always pass.
+    # Only origins listed by name (and the same origin) may use cookies: "*"
+    # lets any site connect, but never as the visitor's Django session.
     "CORS_ALLOWED_ORIGINS": [],
+    # A callable (import string) that sees each handshake before any session
+    # exists, like Node's allowRequest: it takes the realtime.sessions.ClientRequest
+    # and returns True to let it in; anything else refuses (HTTP 403, Engine.IO
+    # error 4 "Forbidden"). May be async; a plain def runs in a thread (ORM ok).
+    "ALLOW_REQUEST": None,
+    # Refusals and other bad-input warnings: at most LOG_RATE_LINES lines of each
+    # kind per LOG_RATE_INTERVAL ms; the rest are counted, and the count is
+    # reported on the next line of that kind (realtime.logs.RateLimitedLogger).
+    "LOG_RATE_LINES": 10,
+    "LOG_RATE_INTERVAL": 10_000,
     # How long a probe WebSocket may take to complete an upgrade, in ms.
     "UPGRADE_TIMEOUT": 10_000,
     # How long a new connection may take to connect to a namespace, in ms.

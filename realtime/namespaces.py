@@ -148,12 +148,13 @@ class Namespace:
 class Handshake:
     """What the client's first request carried, as Socket.IO's ``socket.handshake``."""
 
-    headers: dict[str, str]
-    query: dict[str, str]
+    # repr=False: cookies, tokens and auth payloads stay out of any log line or traceback
+    headers: dict[str, str] = field(repr=False)
+    query: dict[str, str] = field(repr=False)
     address: str
-    auth: dict[str, Any]
+    auth: dict[str, Any] = field(repr=False)
     time: datetime
-    url: str
+    url: str = field(repr=False)
     secure: bool = False
     issued: float = field(default=0.0)
 

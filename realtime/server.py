@@ -23,7 +23,7 @@ from .conf import realtime_settings
 from .exceptions import ConnectionRefused, EventRefused
 from .handlers import call
 from .limits import Rate, TokenBucket
-from .logs import throttled
+from .logs import redact_packet, throttled
 from .namespaces import Handshake, Namespace, Socket, utcnow
 from .protocol import socketio
 from .protocol.errors import ProtocolError
@@ -197,7 +197,7 @@ class Connection:
             self._attachments_due.cancel()
             self._attachments_due = None
         if packet_logger.isEnabledFor(logging.DEBUG):
-            packet_logger.debug("sid=%s <- %r", self.session.sid, packet)
+            packet_logger.debug("sid=%s <- %r", self.session.sid, redact_packet(packet))
         if packet.type is PT.CONNECT:
             await self._connect(packet)
             return

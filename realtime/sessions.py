@@ -11,11 +11,11 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .limits import KeyedBuckets, Rate
-from .logs import throttled
+from .logs import redact_frame, throttled
 from .node import node
 from .protocol.engine import Connection, EngineConfig, PollAnswer, State, Transport
 from .protocol.engineio import CLOSE, Packet, PacketType, decode_packet, decode_payload, encode_packet
@@ -81,9 +81,10 @@ class ClientRequest:
     """The handshake request, as plain values: the consumer reads the ASGI scope, nobody else does."""
 
     path: str
-    query_string: str
-    query: dict[str, str]
-    raw_headers: tuple[tuple[bytes, bytes], ...]  # as the ASGI server gave them
+    # repr=False: cookies, Authorization and query-string tokens stay out of any log line or traceback
+    query_string: str = field(repr=False)
+    query: dict[str, str] = field(repr=False)
+    raw_headers: tuple[tuple[bytes, bytes], ...] = field(repr=False)  # as the ASGI server gave them
     address: str
     secure: bool
     user: Any = None  # set when an outer ASGI middleware already resolved the user
@@ -291,13 +292,13 @@ class Session:
                 return
             if frame[:1] == "4":
                 if packet_logger.isEnabledFor(logging.DEBUG):
-                    packet_logger.debug("sid=%s ws <- %r", self.sid, frame)
+                    packet_logger.debug("sid=%s ws <- %r", self.sid, redact_frame(frame))
                 await self.handler.on_message(frame[1:])
                 return
         try:
             packet = decode_packet(frame)
             if packet_logger.isEnabledFor(logging.DEBUG):
-                packet_logger.debug("sid=%s ws <- %r", self.sid, frame)
+                packet_logger.debug("sid=%s ws <- %r", self.sid, redact_frame(frame))
             if source is self.websocket:
                 events = self.conn.receive(packet, self._loop.time())
             else:
@@ -331,7 +332,7 @@ class Session:
             await self._apply(self.conn.close("parse error"))
             return None
         if packet_logger.isEnabledFor(logging.DEBUG):
-            packet_logger.debug("sid=%s poll <- %r", self.sid, body)
+            packet_logger.debug("sid=%s poll <- %r", self.sid, redact_frame(body))
         return packets
 
     async def receive_packets(self, packets: list[Packet]) -> None:

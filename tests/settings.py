@@ -40,6 +40,8 @@ REALTIME = {
     # every test client comes from 127.0.0.1, hundreds a second: tests/e2e/test_limits.py tests the defaults
     "MAX_CONNECTIONS_PER_IP": 10_000,
     "HANDSHAKE_RATE_PER_IP": "10000/s",
+    # every refusal gets its line: tests wait for them (tests/e2e/test_security.py checks the limit)
+    "LOG_RATE_LINES": 100_000,
     "NAMESPACES": [
         "tests.sockets.Main",
         "tests.sockets.Refusing",

@@ -29,6 +29,13 @@ def test_the_defaults_pass(settings):
         ({"CORS_ALLOWED_ORIGINS": ["https://example.com/path"]}, ["realtime.E004"]),
         ({"PATH": "/socket.io/"}, ["realtime.E005"]),
         ({"PING_INTERVALL": 1000}, ["realtime.W001"]),
+        ({"CORS_ALLOWED_ORIGINS": ["*"]}, ["realtime.W002"]),
+        ({"CORS_ALLOWED_ORIGINS": ["https://example.com", "*"]}, ["realtime.W002"]),
+        ({"ALLOW_REQUEST": "tests.security_hooks.no_such_hook"}, ["realtime.E009"]),
+        ({"ALLOW_REQUEST": "tests.security_hooks.NOT_CALLABLE"}, ["realtime.E009"]),
+        ({"ALLOW_REQUEST": True}, ["realtime.E009"]),
+        ({"LOG_RATE_LINES": 0}, ["realtime.E002"]),
+        ({"LOG_RATE_INTERVAL": "10s"}, ["realtime.E002"]),
     ],
 )
 def test_bad_values_are_reported(settings, value, expected):
@@ -41,10 +48,19 @@ def test_bad_values_are_reported(settings, value, expected):
 def test_good_values_pass(settings):
     settings.REALTIME = {
         "TRANSPORTS": ["websocket"],
-        "CORS_ALLOWED_ORIGINS": ["https://example.com", "http://localhost:3000", "*"],
+        "CORS_ALLOWED_ORIGINS": ["https://example.com", "http://localhost:3000"],
         "PATH": "realtime/io",
+        "ALLOW_REQUEST": "tests.security_hooks.allow",
+        "LOG_RATE_LINES": 5,
+        "LOG_RATE_INTERVAL": 1_000,
     }
     assert ids(run_checks()) == []
+
+
+def test_star_origin_warns_that_it_lets_any_site_in(settings):
+    settings.REALTIME = {"CORS_ALLOWED_ORIGINS": ["*"]}
+    (warning,) = [m for m in run_checks() if m.id == "realtime.W002"]
+    assert "'*'" in warning.msg and "cookies" in warning.hint
 
 
 def test_settings_are_reread_when_overridden(settings):

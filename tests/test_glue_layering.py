@@ -28,6 +28,8 @@ RUNTIME = [
     "signals.py",
     "exceptions.py",
     "tokens.py",
+    "logs.py",
+    "security.py",
 ]
 GLUE = {"models", "registry", "receivers", "admin", "dashboard"}
 

@@ -9,11 +9,15 @@ from urllib.parse import parse_qsl
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 
+from ..auth import allow_request
+from ..logs import RateLimitedLogger, clip
 from ..node import node
-from ..protocol.http import Request
+from ..protocol.http import BAD_REQUEST, FORBIDDEN, Refusal, Request, check_request
+from ..security import RequestSite, request_site
 from ..sessions import ClientRequest, Endpoint
 
 logger = logging.getLogger("realtime.engineio")
+refusals = RateLimitedLogger(logger)
 
 
 class EngineConsumer(AsyncConsumer):
@@ -26,6 +30,7 @@ class EngineConsumer(AsyncConsumer):
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        self._site: RequestSite | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' loop without its per-message ``asyncio.wait``: we read only the client.
@@ -51,16 +56,70 @@ class EngineConsumer(AsyncConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    @property
+    def site(self) -> RequestSite:
+        """Scheme and validated Host, as Django reads them (computed once per request)."""
+        if self._site is None:
+            scope = self.scope
+            self._site = request_site(scope.get("headers", ()), scope.get("scheme"), scope.get("server"))
+        return self._site
+
     def engine_request(self, method: str, websocket: bool) -> Request:
         headers = dict(self.scope.get("headers", ()))
         origin = headers.get(b"origin")
-        host = headers.get(b"host")
         return Request(
             method=method,
             query=dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1"))),
             origin=origin.decode("latin-1") if origin is not None else None,
-            host=host.decode("latin-1") if host is not None else None,
+            host=self.site.host,
             websocket=websocket,
+            scheme=self.site.scheme,
+        )
+
+    async def admit(self, request: Request) -> Refusal | None:
+        """Every check a request passes before any session is looked up or created; logs its refusal.
+
+        In Django's order: the Host first (a view answers 400 before anything
+        else), then the Engine.IO rules and the Origin, then, for a handshake
+        only, ``REALTIME["ALLOW_REQUEST"]`` (as Node's ``allowRequest``).
+        """
+        sid = request.query.get("sid")
+        if request.host is None:
+            return self.refuse_host(sid)
+        endpoint = self.endpoint
+        refusal = check_request(request, transports=endpoint.transports, allowed_origins=endpoint.allowed_origins)
+        if refusal is FORBIDDEN:
+            self.log_refusal(refusal, sid, "origin", f"Origin {clip(request.origin)} not allowed")
+            return refusal
+        if refusal is not None:
+            self.log_refusal(refusal, sid)
+            return refusal
+        if sid is None and (limited := endpoint.admit(self.client_request().address)) is not None:
+            return limited  # MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, HANDSHAKE_RATE_PER_IP: logged by admit
+        if sid is None and not await allow_request(self.client_request()):
+            self.log_refusal(FORBIDDEN, sid, "allow-request", "ALLOW_REQUEST said no")
+            return FORBIDDEN
+        return None
+
+    def refuse_host(self, sid: str | None) -> Refusal:
+        """A Host that ALLOWED_HOSTS refuses: Django's view would answer 400, so do we (Engine.IO code 3)."""
+        self.log_refusal(BAD_REQUEST, sid, "bad-host", f"Host {clip(self.site.presented_host)} not in ALLOWED_HOSTS")
+        return BAD_REQUEST
+
+    def log_refusal(self, refusal: Refusal, sid: str | None, kind: str | None = None, why: str = "") -> None:
+        """The one (rate-limited) WARNING line a refused request earns; ``kind`` is its rate-limit key."""
+        websocket = self.scope.get("type") == "websocket"
+        label = "WebSocket" if websocket else self.scope.get("method", "?")
+        refusals.warning(
+            kind or f"{'websocket' if websocket else 'http'} code {refusal.code}",  # never request data
+            "%s %s from %s refused: %s (code %d, sid=%s)%s",
+            label,
+            self.scope.get("path", ""),
+            self.client_label(),
+            refusal.message,
+            refusal.code,
+            _sid_label(sid),
+            f": {why}" if why else "",
         )
 
     def client_request(self) -> ClientRequest:
@@ -74,7 +133,7 @@ class EngineConsumer(AsyncConsumer):
             query=dict(parse_qsl(query_string)),
             raw_headers=tuple(scope.get("headers", ())),
             address=client[0],
-            secure=scope.get("scheme") in ("https", "wss"),
+            secure=self.site.scheme == "https",  # SECURE_PROXY_SSL_HEADER honoured, as request.is_secure()
             user=scope.get("user"),
         )
 
@@ -85,3 +144,10 @@ class EngineConsumer(AsyncConsumer):
     @staticmethod
     def stop() -> None:
         raise StopConsumer()
+
+
+def _sid_label(sid: str | None) -> str | None:
+    """A sid as sent, for the log: real sids are short and URL-safe; anything else is quoted and cut."""
+    if sid is None or (len(sid) <= 40 and sid.isprintable() and " " not in sid):
+        return sid
+    return clip(sid, 40)

@@ -11,10 +11,11 @@ from ..node import node
 from ..protocol.engine import Transport
 from ..protocol.engineio import encode_payload
 from ..protocol.http import (
+    BAD_REQUEST,
     FORBIDDEN,
     SESSION_ID_UNKNOWN,
     Refusal,
-    check_request,
+    Request,
     cors_headers,
     origin_allowed,
 )
@@ -67,15 +68,13 @@ class PollingConsumer(EngineConsumer, PollResponder):
         method = self.scope["method"]
         request = self.engine_request(method, websocket=False)
         if method == "OPTIONS":
-            await self.preflight(request.origin, request.host)
+            await self.preflight(request)
             return
-        refusal = check_request(
-            request, transports=self.endpoint.transports, allowed_origins=self.endpoint.allowed_origins
-        )
+        refusal = await self.admit(request)  # logs its own line
         if refusal is not None:
-            await self.refuse(refusal, request.query.get("sid"))
+            await self.respond(refusal.status, refusal.body, JSON)
             return
-        self.cors = cors_headers(request.origin, self.endpoint.allowed_origins)
+        self.cors = cors_headers(request, self.endpoint.allowed_origins)
         sid = request.query.get("sid")
         if sid is None:
             await self.handshake()
@@ -91,24 +90,22 @@ class PollingConsumer(EngineConsumer, PollResponder):
             await self.post(session, body)
 
     async def handshake(self) -> None:
-        request = self.client_request()
-        refusal = self.endpoint.admit(request.address)
-        if refusal is not None:
-            await self.respond(refusal.status, refusal.body, JSON)
-            return
-        session = self.endpoint.create(Transport.POLLING, request)
+        session = self.endpoint.create(Transport.POLLING, self.client_request())
         logger.debug("sid=%s opened over polling from %s", session.sid, self.client_label())
         open_packet = await session.start()
         await self.respond(200, encode_payload([open_packet]).encode(), TEXT)
 
-    async def preflight(self, origin: str | None, host: str | None) -> None:
-        if not origin_allowed(origin, host, self.endpoint.allowed_origins):
+    async def preflight(self, request: Request) -> None:
+        if request.host is None:
+            await self.respond(BAD_REQUEST.status, self.refuse_host(None).body, JSON)
+            return
+        if not origin_allowed(request.origin, self.endpoint.allowed_origins, scheme=request.scheme, host=request.host):
             await self.refuse(FORBIDDEN, None)
             return
         headers = dict(self.scope.get("headers", ()))
         requested = headers.get(b"access-control-request-headers")
         self.cors = cors_headers(
-            origin,
+            request,
             self.endpoint.allowed_origins,
             preflight=True,
             request_headers=requested.decode("latin-1") if requested else None,
@@ -116,15 +113,7 @@ class PollingConsumer(EngineConsumer, PollResponder):
         await self.respond(204, b"")
 
     async def refuse(self, refusal: Refusal, sid: str | None) -> None:
-        logger.warning(
-            "%s %s from %s refused: %s (code %d, sid=%s)",
-            self.scope["method"],
-            self.scope["path"],
-            self.client_label(),
-            refusal.message,
-            refusal.code,
-            sid,
-        )
+        self.log_refusal(refusal, sid)
         await self.respond(refusal.status, refusal.body, JSON)
 
     async def too_large(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..logs import throttled
 from ..protocol.engine import Transport
-from ..protocol.http import SESSION_ID_UNKNOWN, check_request
+from ..protocol.http import SESSION_ID_UNKNOWN
 from ..sessions import Session
 from . import forwarding
 from .base import EngineConsumer
@@ -35,28 +35,14 @@ class WebSocketConsumer(EngineConsumer):
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         request = self.engine_request("GET", websocket=True)
-        refusal = check_request(
-            request, transports=self.endpoint.transports, allowed_origins=self.endpoint.allowed_origins
-        )
+        refusal = await self.admit(request)  # logs its own line
         sid = request.query.get("sid")
         relayed = sid is not None and sid not in self.endpoint.sessions and forwarding.owner_of(sid) is not None
         if refusal is None and sid is not None and sid not in self.endpoint.sessions and not relayed:
             refusal = SESSION_ID_UNKNOWN
-        if refusal is None and sid is None:
-            refusal = self.endpoint.admit(self.client_request().address)  # logs its own line
-            if refusal is not None:
-                await self.send({"type": "websocket.close", "code": 1008})
-                return
+            self.log_refusal(refusal, sid)
         if refusal is not None:
-            logger.warning(
-                "WebSocket %s from %s refused: %s (code %d, sid=%s)",
-                self.scope["path"],
-                self.client_label(),
-                refusal.message,
-                refusal.code,
-                sid,
-            )
-            await self.send({"type": "websocket.close", "code": 1008})
+            await self.send({"type": "websocket.close", "code": 1008})  # before accept: daphne answers 403
             return
         await self.send({"type": "websocket.accept"})
         self.wire = wire_of(self.base_send)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 
@@ -44,8 +45,9 @@ class Request:
     method: str  # "GET" for a WebSocket handshake
     query: Mapping[str, str]
     origin: str | None = None
-    host: str | None = None
+    host: str | None = None  # as Django's request.get_host() reads it (Host, or X-Forwarded-Host when trusted)
     websocket: bool = False
+    scheme: str = "http"  # "http" or "https", as Django's request.scheme says (a WebSocket's wss is "https")
 
 
 def check_request(request: Request, *, transports: Iterable[str], allowed_origins: Iterable[str]) -> Refusal | None:
@@ -55,7 +57,7 @@ def check_request(request: Request, *, transports: Iterable[str], allowed_origin
         return TRANSPORT_UNKNOWN
     if (transport == "websocket") != request.websocket:
         return BAD_REQUEST
-    if not origin_allowed(request.origin, request.host, allowed_origins):
+    if not origin_allowed(request.origin, allowed_origins, scheme=request.scheme, host=request.host):
         return FORBIDDEN
     if "sid" in request.query:
         if not request.websocket and request.method not in POLLING_METHODS:
@@ -68,31 +70,97 @@ def check_request(request: Request, *, transports: Iterable[str], allowed_origin
     return None
 
 
-def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str]) -> bool:
+# -- origins -------------------------------------------------------------------------------------
+# An origin is (scheme, host, port) (RFC 6454): https://h and http://h are two sites, and
+# http://h and http://h:80 are one. Both sides are compared in that form, never as strings.
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+Site = tuple[str, str, int]
+
+
+@lru_cache(maxsize=1024)  # a handful of origins and hosts, seen again on every polling request
+def site_of_origin(origin: str) -> Site | None:
+    """An ``Origin`` header (or a configured origin) as a comparable triple; None for ``null`` and junk."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:  # a bad port, or an unbalanced IPv6 bracket
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or parts.username is not None:
+        return None  # browsers never send userinfo; accepting it would let "http://h@evil" pass as h
+    if parts.path or parts.query or parts.fragment:
+        return None
+    return parts.scheme, parts.hostname, port if port is not None else DEFAULT_PORTS[parts.scheme]
+
+
+def site_of_request(scheme: str, host: str | None) -> Site | None:
+    """The site a request was made to: its scheme and its (already validated) host."""
+    if host is None or scheme not in DEFAULT_PORTS:
+        return None
+    return site_of_origin(f"{scheme}://{host}")
+
+
+def same_origin(origin: str, *, scheme: str, host: str | None) -> bool:
+    """Whether a page at ``origin`` made this request to its own site (scheme, host and port all equal)."""
+    site = site_of_origin(origin)
+    return site is not None and site == site_of_request(scheme, host)
+
+
+def listed(origin: str, allowed: Iterable[str]) -> bool:
+    """Whether ``origin`` is named in ``allowed`` (``*`` names nobody)."""
+    site = site_of_origin(origin)
+    return site is not None and any(site_of_origin(a) == site for a in allowed if a != "*")
+
+
+def origin_allowed(origin: str | None, allowed: Iterable[str], *, scheme: str, host: str | None) -> bool:
     """Same-origin always passes; anything else must be listed (or ``*`` listed)."""
     if origin is None:
         return True  # not a browser cross-origin request: nothing to protect
     allowed = tuple(allowed)
-    if "*" in allowed or origin in allowed:
-        return True
-    return host is not None and urlsplit(origin).netloc == host
+    return "*" in allowed or same_origin(origin, scheme=scheme, host=host) or listed(origin, allowed)
+
+
+def credentials_allowed(origin: str | None, allowed: Iterable[str], *, scheme: str, host: str | None) -> bool:
+    """Whether cookies may speak for this request: no Origin, the same origin, or one listed by name.
+
+    ``*`` never counts: it says "any site may talk to us", not "any site may
+    act with our users' cookies" (that would be cross-site request forgery
+    over a socket).
+    """
+    if origin is None:
+        return True  # a browser sends Origin on every WebSocket and cross-origin request
+    return same_origin(origin, scheme=scheme, host=host) or listed(origin, allowed)
 
 
 def cors_headers(
-    origin: str | None, allowed: Iterable[str], *, preflight: bool = False, request_headers: str | None = None
+    request: Request,
+    allowed: Iterable[str],
+    *,
+    preflight: bool = False,
+    request_headers: str | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """CORS headers for a request whose origin already passed ``origin_allowed``.
 
-    The origin is reflected rather than answered with ``*`` so that browsers
+    A same-origin or listed origin is reflected with credentials, so browsers
     may send cookies (``withCredentials``), which Django session auth needs.
+    An origin let in only by ``*`` gets ``Access-Control-Allow-Origin: *`` and
+    no credentials header: browsers then refuse to send cookies or read a
+    credentialed answer (the Fetch standard forbids ``*`` with credentials),
+    while cookie-less clients, socket.io-client's default, work from any site.
     """
+    origin, allowed = request.origin, tuple(allowed)
     if origin is None:
         return []
-    headers = [
-        (b"access-control-allow-origin", origin.encode("latin-1")),
-        (b"access-control-allow-credentials", b"true"),
-        (b"vary", b"Origin"),
-    ]
+    if credentials_allowed(origin, allowed, scheme=request.scheme, host=request.host):
+        headers = [
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"access-control-allow-credentials", b"true"),
+        ]
+    elif "*" in allowed:
+        headers = [(b"access-control-allow-origin", b"*")]
+    else:
+        return []
+    headers.append((b"vary", b"Origin"))  # the answer depends on the Origin: caches must key on it
     if preflight:
         headers.append((b"access-control-allow-methods", b"GET, POST, OPTIONS"))
         if request_headers:

@@ -186,7 +186,7 @@ async def test_cancelled_get_closes_the_session(server, http):
     sid = await handshake(http, server)
     mark = server.mark()
     _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(f"GET {PATH}?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.write(f"GET {PATH}?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     await writer.drain()
     await server.await_log(rf"sid={sid}: GET held", since=mark)
     writer.close()  # the client gives up on the held GET

@@ -21,5 +21,6 @@ REALTIME = {
     "ATTACHMENT_TIMEOUT": 500,
     "RATE_LIMITS": {"counted": "5/s"},
     "RATE_LIMIT_STRIKES": 20,
+    "LOG_RATE_LINES": 10,  # the default: these tests check that a flood writes no more
     **json.loads(os.environ.get("REALTIME_LIMITS", "{}")),
 }

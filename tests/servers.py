@@ -103,6 +103,11 @@ class ServerProcess:
             raise AssertionError(f"server exited ({self.process.returncode}); log:\n{self.log()[-3000:]}")
         return None
 
+    def open_fds(self) -> int:
+        """How many file descriptors the server process holds now (Linux /proc)."""
+        assert self.process is not None
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
     def mark(self) -> int:
         """An offset into the log: pass it as ``since`` to look only at what comes after."""
         return len(self.log())

@@ -18,6 +18,7 @@ _EXPORTS = {
     "ConnectionRefused": "realtime.exceptions",
     "EventRefused": "realtime.exceptions",
     "AckTimeout": "realtime.exceptions",
+    "ClusterUnavailable": "realtime.exceptions",
     "io": "realtime.server",
     "emit": "realtime.broadcast",
     "aemit": "realtime.broadcast",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..node import node
 from ..protocol.engine import Transport
 from ..protocol.http import SESSION_ID_UNKNOWN, check_request
 from ..sessions import Session
 from . import forwarding
 from .base import EngineConsumer
+from .exchange import SHUTTING_DOWN
 
 logger = logging.getLogger("realtime.engineio")
 
@@ -31,9 +33,17 @@ class WebSocketConsumer(EngineConsumer):
             request, transports=self.endpoint.transports, allowed_origins=self.endpoint.allowed_origins
         )
         sid = request.query.get("sid")
-        relayed = sid is not None and sid not in self.endpoint.sessions and forwarding.owner_of(sid) is not None
-        if refusal is None and sid is not None and sid not in self.endpoint.sessions and not relayed:
-            refusal = SESSION_ID_UNKNOWN
+        relayed = False
+        if refusal is None and sid is not None and sid not in self.endpoint.sessions:
+            route = await forwarding.route(sid)
+            if route is forwarding.Route.NOWHERE:  # logged, rate-limited, by route()
+                await self.send({"type": "websocket.close", "code": 1008})
+                return
+            relayed = route is forwarding.Route.FORWARD
+            if not relayed:
+                refusal = SESSION_ID_UNKNOWN
+        if refusal is None and sid is None and node.draining:
+            refusal = SHUTTING_DOWN  # a load balancer or the client tries another process
         if refusal is not None:
             logger.warning(
                 "WebSocket %s from %s refused: %s (code %d, sid=%s)",
@@ -66,12 +76,11 @@ class WebSocketConsumer(EngineConsumer):
 
     async def start_relay(self, sid: str) -> None:
         """The session lives in another process: pipe this WebSocket to it through the layer."""
+        self.relayed_sid = sid
         self.relay_id = await forwarding.attach_relay(self, self.endpoint.path, sid)
         if self.relay_id is None:
             logger.warning("sid=%s: WebSocket from %s refused by the owning process", sid, self.client_label())
             await self.shut()
-        else:
-            self.relayed_sid = sid
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         frame = message.get("text")

@@ -36,6 +36,7 @@ KEY_LENGTH = 6
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 OutageHook = Callable[[], Awaitable[None]]
+PeerGoneHook = Callable[[str], Awaitable[None]]
 
 # Outgoing messages a serving process holds while the layer is slow: a count cap beside the
 # byte cap (REALTIME["CLUSTER_QUEUE_BYTES"]), so a flood of tiny messages is bounded too.
@@ -138,6 +139,7 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._hooks: list[OutageHook] = []
+        self._gone_hooks: list[PeerGoneHook] = []
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._lock: asyncio.Lock | None = None
         self._healthy = True
@@ -172,6 +174,17 @@ class Node:
     def on_outage(self, hook: OutageHook) -> None:
         """Run ``hook`` when the layer becomes unreachable (forwarding closes its relays)."""
         self._hooks.append(hook)
+
+    def on_peer_gone(self, hook: PeerGoneHook) -> None:
+        """Run ``hook(key)`` when a peer leaves or is found dead (forwarding frees what it held for it)."""
+        self._gone_hooks.append(hook)
+
+    def _spawn_hooks(self, calls: list[Awaitable[None]]) -> None:
+        loop = asyncio.get_running_loop()
+        for call in calls:
+            task = loop.create_task(call)  # type: ignore[arg-type]
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
 
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "key": self.key, "host": self.host, "pid": self.pid, "started": self.started}
@@ -530,11 +543,7 @@ class Node:
         )
         self._flush_outbox()
         self._fail_pending("the channel layer is unreachable")
-        loop = asyncio.get_running_loop()
-        for hook in self._hooks:
-            task = loop.create_task(hook())
-            self._hook_tasks.add(task)
-            task.add_done_callback(self._hook_tasks.discard)
+        self._spawn_hooks([hook() for hook in self._hooks])
 
     async def _healthy_again(self) -> None:
         """After an outage: subscribe to our channel and groups afresh, and say what was lost."""
@@ -582,12 +591,14 @@ class Node:
         if info is not None:
             logger.info("peer %s left the cluster (shutting down)", info["id"])
         self._fail_pending("the process left the cluster", key)
+        self._spawn_hooks([hook(key) for hook in self._gone_hooks])
 
     def _forget_dead_peers(self) -> None:
         live = self.live_peers()
         for key in set(self.peers) - set(live):
             logger.warning("peer %s silent for 3 heartbeats: considered dead", self.peers.pop(key)["id"])
             self._fail_pending("the process is dead", key)
+            self._spawn_hooks([hook(key) for hook in self._gone_hooks])
         since = self._listening_since
         if since is not None and time.monotonic() > since + STARTUP_WINDOW * self.heartbeat_interval:
             self._peer_events.clear()  # the keys still awaited named nobody

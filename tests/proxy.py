@@ -2,9 +2,9 @@
 
 Every HTTP request (not every connection) goes to the next backend in turn,
 as nginx without ip_hash does, and so does every WebSocket. A backend that
-refuses the connection (a stopped process) is skipped for the next one, as
-nginx's default ``proxy_next_upstream error`` does; any answer it gives,
-errors included, goes back to the client. Run as
+refuses the connection or drops it before answering (a stopping process) is
+skipped for the next one, as nginx's default ``proxy_next_upstream error``
+does; any answer it gives, errors included, goes back to the client. Run as
 ``python tests/proxy.py PORT BACKEND_URL...``; it prints ``listening`` when ready.
 """
 
@@ -34,7 +34,9 @@ def make_app(backends: list[str]) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
 
     async def session(app: web.Application):
-        app["client"] = aiohttp.ClientSession(auto_decompress=False)
+        # a connection per request: a stopped backend is then a refused connection, skipped, never a dead
+        # pooled one failing a request that was meant for the live backend
+        app["client"] = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(force_close=True))
         yield
         await app["client"].close()
 
@@ -49,7 +51,7 @@ def make_app(backends: list[str]) -> web.Application:
                 if request.headers.get("Upgrade", "").lower() == "websocket":
                     return await relay_websocket(request, backend, headers)
                 return await forward(request, backend, headers, body)
-            except aiohttp.ClientConnectorError:
+            except aiohttp.ClientConnectionError:  # refused, or dropped before any answer: it never served it
                 if attempt == len(backends) - 1:
                     raise
         raise AssertionError("unreachable")

@@ -254,7 +254,15 @@ async def forwarded_done(timeout: float) -> bool:
     return True
 
 
+async def release_held_for(key: str) -> None:
+    """A peer left or died: free the GETs it forwarded to us, or the client's next GET would be a second one."""
+    for responder in list(_held.values()):
+        if responder.request["origin"] == key and responder.held_by is not None:
+            await responder.held_by.release_poll(responder)
+
+
 node.on_outage(close_relays)
+node.on_peer_gone(release_held_for)
 
 
 for _type, _handler in {

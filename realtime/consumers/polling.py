@@ -81,7 +81,9 @@ class PollingConsumer(EngineConsumer, PollResponder):
             return
         session = self.endpoint.sessions.get(sid)
         route = forwarding.Route.LOCAL if session is not None else await forwarding.route(sid)
-        if route is forwarding.Route.FORWARD:
+        if route is forwarding.Route.FORWARD and node.draining and method == "GET":
+            await self.respond(200, b"6", TEXT)  # shutting down: hold nothing; the client polls elsewhere
+        elif route is forwarding.Route.FORWARD:
             self.forwarding = asyncio.get_running_loop().create_task(self.forward(sid, method, body))
         elif route is forwarding.Route.NOWHERE:  # no live process owns it: at once, logged (rate-limited)
             await self.respond(SESSION_ID_UNKNOWN.status, SESSION_ID_UNKNOWN.body, JSON)

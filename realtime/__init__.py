@@ -20,6 +20,7 @@ _EXPORTS = {
     "EventRefused": "realtime.exceptions",
     "AckTimeout": "realtime.exceptions",
     "LimitExceeded": "realtime.exceptions",
+    "ClusterUnavailable": "realtime.exceptions",
     "io": "realtime.server",
     "emit": "realtime.broadcast",
     "aemit": "realtime.broadcast",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
-from .exceptions import AckTimeout
+from .exceptions import AckTimeout, ClusterUnavailable
 from .logs import throttled
 from .node import node
 from .protocol import socketio
@@ -93,13 +93,17 @@ class BroadcastOperator:
         return replace(self, ack_timeout=seconds)
 
     async def emit(self, event: str, *args: Any) -> None:
+        """Deliver locally and publish to the other processes; ClusterUnavailable if the latter failed."""
         frames = event_frames(self.namespace, event, args)
+        published = True
         if not self.is_local and node.clustered:
             # other processes first: their fan-out then overlaps ours instead of following it
-            await self._publish(frames, event, args)
+            published = await self._publish(frames, event, args)
             await asyncio.sleep(0)  # let the sender task put it on the wire
         targets = local.select(self.namespace, self.rooms, self.except_rooms, self.except_ids)
         await _deliver(targets, frames, self.is_volatile, event, args)
+        if not published:
+            raise ClusterUnavailable()
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """Every reached client's answer (one list element each), within ``timeout(...)``.
@@ -116,7 +120,8 @@ class BroadcastOperator:
             raise AckTimeout(f"{sum(isinstance(r, AckTimeout) for r in results)} of {len(results)} clients did not ack")
         return [r for r in results if not isinstance(r, BaseException)]
 
-    async def _publish(self, frames: Frames, event: str, args: tuple[Any, ...]) -> None:
+    async def _publish(self, frames: Frames, event: str, args: tuple[Any, ...]) -> bool:
+        """One message per room group; False if any could not be queued (layer down, queue full)."""
         message = {
             "type": "realtime.broadcast",
             "ns": self.namespace,
@@ -129,9 +134,11 @@ class BroadcastOperator:
             "frames": [p.data for p in frames.packets],
         }
         if not self.rooms:
-            await node.publish(group_name(self.namespace), {**message, "via": None})
+            return await node.publish(group_name(self.namespace), {**message, "via": None})
+        published = True
         for room in dict.fromkeys(self.rooms):
-            await node.publish(group_name(self.namespace, room), {**message, "via": room})
+            published &= await node.publish(group_name(self.namespace, room), {**message, "via": room})
+        return published
 
 
 async def _deliver(targets: list[Socket], frames: Frames, volatile: bool, event: str, args: tuple[Any, ...]) -> None:

@@ -51,6 +51,12 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_INTERVAL": 5_000,
     # How long cluster-wide operations (fetch_sockets, ...) wait for answers, in ms.
     "CLUSTER_TIMEOUT": 5_000,
+    # Bytes of cross-process messages a process may hold while Redis is slow; over
+    # it new messages are dropped, counted, and a WARNING says so (once per 10 s).
+    "CLUSTER_QUEUE_BYTES": 32 * 1024 * 1024,
+    # On SIGTERM: how long, in ms, the process takes to refuse new handshakes, close
+    # its transports in batches (clients reconnect elsewhere) and answer what it forwards.
+    "SHUTDOWN_GRACE": 5_000,
     # What receives the Engine.IO messages of a session: a callable taking
     # the Session and returning an object with on_open/on_message/on_close.
     # The Socket.IO server by default; realtime.testing.EchoHandler echoes.

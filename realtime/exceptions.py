@@ -38,5 +38,18 @@ class LimitExceeded(EventRefused):
     """
 
 
+class ClusterUnavailable(EventRefused):
+    """A broadcast reached this process's sockets but could not be sent to the other processes.
+
+    Raised by ``emit`` after the local delivery while the channel layer is down
+    (or its outgoing queue is full), so nobody believes a message arrived that
+    did not. Left uncaught in a handler, it answers the client's ack with
+    ``{"error": "cluster unavailable"}``, as every EventRefused does.
+    """
+
+    def __init__(self, message: str = "cluster unavailable") -> None:
+        super().__init__(message)
+
+
 class AckTimeout(TimeoutError):
     """The client did not acknowledge an ``emit_with_ack`` within its timeout."""

@@ -35,9 +35,25 @@ NODES_GROUP = "realtime.nodes"
 KEY_LENGTH = 6
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+OutageHook = Callable[[], Awaitable[None]]
+PeerGoneHook = Callable[[str], Awaitable[None]]
 
-# Outgoing messages a serving process holds while the layer is slow or down; older ones are dropped.
+# Outgoing messages a serving process holds while the layer is slow: a count cap beside the
+# byte cap (REALTIME["CLUSTER_QUEUE_BYTES"]), so a flood of tiny messages is bounded too.
 OUTBOX_LIMIT = 10_000
+# Longest wait for one channel-layer call (publish, subscribe). A Redis that accepts the
+# connection and never answers (stopped, blackholed) would otherwise block the sender
+# task, and every socket.join() behind it, forever; past this it counts as an outage.
+LAYER_TIMEOUT = 2.0
+# Every queued message is counted with this much overhead on top of its strings and bytes.
+MESSAGE_OVERHEAD = 64
+# After we begin to listen (start-up, end of an outage), an unknown sid key may still name a
+# peer we have not heard yet, for this many heartbeat intervals; after that it names nobody.
+STARTUP_WINDOW = 1.5
+# Rate-limited warnings (warn_limited): at most one line per kind in this many seconds.
+WARN_INTERVAL = 10.0
+# What channels-redis logs, once a second, while Redis is unreachable (pinned 4.3.x).
+LAYER_ERROR_MESSAGES = frozenset({"Unexpected exception in receive task"})
 
 # A request handler returns this when it will answer later, with ``node.reply``.
 DEFERRED = object()
@@ -49,6 +65,56 @@ def channel_of(key: str) -> str:
 
 def key_of_sid(sid: str) -> str:
     return sid[:KEY_LENGTH]
+
+
+class PeerUnavailable(ConnectionError):
+    """A request to another process cannot be answered: the layer is down, or the peer died or left."""
+
+
+def size_of(value: Any) -> int:
+    """Roughly what ``value`` weighs once serialised: its strings and bytes plus a little per item.
+
+    The cross-process queue is capped in bytes, and a walk over the message is
+    far cheaper than serialising it twice (the layer serialises it anyway).
+    """
+    if isinstance(value, (str, bytes, bytearray)):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(k) + size_of(v) for k, v in value.items()) + 8
+    if isinstance(value, (list, tuple)):
+        return sum(size_of(v) for v in value) + 8
+    return 8
+
+
+class LayerErrorFilter(logging.Filter):
+    """Lets through channels-redis's first 'receive task' ERROR of an outage, drops the repeats.
+
+    channels-redis logs that traceback every second while Redis is away; the
+    node already says ``channel layer unreachable`` once. The node calls
+    ``reset()`` when the layer is back; a gap of WARN_INTERVAL without the error
+    also starts a new outage (for processes that serve nothing and never notice).
+    """
+
+    def __init__(self) -> None:
+        super().__init__("realtime.layer-errors")
+        self.suppressed = 0
+        self._last: float | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in LAYER_ERROR_MESSAGES:
+            return True
+        now = time.monotonic()
+        repeat = self._last is not None and now - self._last < WARN_INTERVAL
+        self._last = now
+        if repeat:
+            self.suppressed += 1
+            logger.debug("repeated channel-layer error suppressed (%d this outage)", self.suppressed)
+        return not repeat
+
+    def reset(self) -> int:
+        """A new outage may log again; how many lines the last one suppressed."""
+        suppressed, self.suppressed, self._last = self.suppressed, 0, None
+        return suppressed
 
 
 class Node:
@@ -63,14 +129,27 @@ class Node:
         self.handlers: dict[str, Handler] = {}
         self.peers: dict[str, dict[str, Any]] = {}
         self.heartbeat_interval = 5.0
+        self.queue_bytes = 32 * 1024 * 1024
         self.serving = False
+        self.draining = False  # SIGTERM: no new handshakes, peers told we are leaving
+        self.layer_errors = LayerErrorFilter()
         self._ids = itertools.count()
         self._replies: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._pending: dict[str, set[str]] = {}  # peer key -> ids of our requests it has to answer
         self._tasks: list[asyncio.Task[None]] = []
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._hooks: list[OutageHook] = []
+        self._gone_hooks: list[PeerGoneHook] = []
+        self._hook_tasks: set[asyncio.Task[None]] = set()
         self._lock: asyncio.Lock | None = None
         self._healthy = True
-        self._outbox: asyncio.Queue[tuple[Callable[..., Awaitable[None]], str, dict[str, Any]]] | None = None
-        self._dropped = 0
+        self._listening_since: float | None = None
+        self._peer_events: dict[str, asyncio.Event] = {}
+        self._outbox: asyncio.Queue[tuple[Callable[..., Awaitable[None]], str, dict[str, Any], int]] | None = None
+        self._queued_bytes = 0
+        self._idle = asyncio.Event()
+        self._dropped = 0  # cross-process messages not published during the current outage
+        self._warned: dict[str, tuple[float, int]] = {}
 
     # -- layer ------------------------------------------------------------------
     @property
@@ -83,12 +162,38 @@ class Node:
         layer = self.layer
         return layer is not None and not isinstance(layer, InMemoryChannelLayer)
 
+    @property
+    def healthy(self) -> bool:
+        """False from the first failed channel-layer call until a heartbeat gets through again."""
+        return self._healthy
+
     def on(self, message_type: str, handler: Handler) -> None:
         """Handle ``message_type``; for a request, the return value is the reply's body."""
         self.handlers[message_type] = handler
 
+    def on_outage(self, hook: OutageHook) -> None:
+        """Run ``hook`` when the layer becomes unreachable (forwarding closes its relays)."""
+        self._hooks.append(hook)
+
+    def on_peer_gone(self, hook: PeerGoneHook) -> None:
+        """Run ``hook(key)`` when a peer leaves or is found dead (forwarding frees what it held for it)."""
+        self._gone_hooks.append(hook)
+
+    def _spawn_hooks(self, calls: list[Awaitable[None]]) -> None:
+        loop = asyncio.get_running_loop()
+        for call in calls:
+            task = loop.create_task(call)  # type: ignore[arg-type]
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
+
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "key": self.key, "host": self.host, "pid": self.pid, "started": self.started}
+
+    def install_log_filter(self) -> None:
+        """Called by the app's ready(): one channels-redis ERROR per outage instead of one a second."""
+        target = logging.getLogger("channels_redis.pubsub")
+        if self.layer_errors not in target.filters:
+            target.addFilter(self.layer_errors)
 
     # -- lifecycle ----------------------------------------------------------------
     async def start(self, serving: bool = False) -> None:
@@ -109,76 +214,180 @@ class Node:
             if serving and not self.serving:
                 from .conf import realtime_settings
 
-                self.heartbeat_interval = realtime_settings()["HEARTBEAT_INTERVAL"] / 1000
+                settings = realtime_settings()
+                self.heartbeat_interval = settings["HEARTBEAT_INTERVAL"] / 1000
+                self.queue_bytes = settings["CLUSTER_QUEUE_BYTES"]
                 self.serving = True
                 self.groups.add(NODES_GROUP)
                 await self.layer.group_add(NODES_GROUP, self.channel)
-                await self._heartbeat()
+                self._listening_since = time.monotonic()
+                await self._heartbeat(hello=True)  # the peers answer at once: we know them in one round trip
                 self._outbox = asyncio.Queue()
                 loop = asyncio.get_running_loop()
-                self._tasks += [loop.create_task(self._heartbeats()), loop.create_task(self._send_loop())]
+                self._heartbeat_task = loop.create_task(self._heartbeats())
+                self._tasks += [self._heartbeat_task, loop.create_task(self._send_loop())]
+
+    async def leave_cluster(self) -> None:
+        """Shutting down: stop heartbeating and say goodbye, so peers refuse our sids at once."""
+        self.draining = True
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+        if self.serving and self.clustered:
+            await self.publish(NODES_GROUP, {"type": "realtime.goodbye", "key": self.key, "id": self.id})
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for queued messages to leave; True if they all did."""
+        if self._outbox is None or (self._outbox.empty() and self._idle.is_set()):
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def join(self, group: str) -> None:
         if not self.clustered or group in self.groups:
             return
         await self.start()
         self.groups.add(group)
+        if not self._healthy:
+            return  # subscribed when the layer is back (_resubscribe): a CONNECT never waits on Redis
         try:
-            await self.layer.group_add(group, self.channel)
-        except Exception as exc:  # subscribed again when the layer is back
+            await asyncio.wait_for(self.layer.group_add(group, self.channel), LAYER_TIMEOUT)
+        except Exception as exc:
             self._unhealthy(exc)
 
     async def leave(self, group: str) -> None:
         if group not in self.groups:
             return
         self.groups.discard(group)
+        if not self._healthy:
+            return
         try:
-            await self.layer.group_discard(group, self.channel)
+            await asyncio.wait_for(self.layer.group_discard(group, self.channel), LAYER_TIMEOUT)
         except Exception as exc:
             self._unhealthy(exc)
 
     # -- sending ------------------------------------------------------------------
-    async def publish(self, group: str, message: dict[str, Any]) -> None:
-        """Send to every process in ``group`` (this one included: receivers skip their own)."""
-        if self.clustered:
-            await self._out(self.layer.group_send, group, {**message, "origin": self.key})
+    async def publish(self, group: str, message: dict[str, Any]) -> bool:
+        """Send to every process in ``group`` (this one included: receivers skip their own).
 
-    async def send(self, key: str, message: dict[str, Any]) -> None:
-        """Send to the process whose key is ``key``."""
-        await self._out(self.layer.send, channel_of(key), {**message, "origin": self.key})
+        False when the message was not queued for sending (layer down, queue full): it is lost.
+        """
+        if not self.clustered:
+            return True
+        return await self._out(self.layer.group_send, group, {**message, "origin": self.key})
 
-    async def _out(self, method: Callable[..., Awaitable[None]], target: str, message: dict[str, Any]) -> None:
+    async def send(self, key: str, message: dict[str, Any]) -> bool:
+        """Send to the process whose key is ``key``; False when the message is lost (see publish)."""
+        return await self._out(self.layer.send, channel_of(key), {**message, "origin": self.key})
+
+    async def _out(self, method: Callable[..., Awaitable[None]], target: str, message: dict[str, Any]) -> bool:
         """A serving process queues outgoing messages for one sender task.
 
-        The caller (a handler, a broadcast) never waits on Redis, nor fails
-        when it is down, and messages leave in the order they were sent. A
-        process that serves nothing (a Celery worker, a command) sends at once:
-        its event loop may not outlive the call.
+        The caller (a handler, a broadcast) never waits on Redis, and messages
+        leave in the order they were sent. While the layer is down nothing is
+        queued: the caller is told at once (False) and the loss is counted for
+        the outage's summary line. The queue is capped in bytes
+        (CLUSTER_QUEUE_BYTES) and in messages (OUTBOX_LIMIT); over either the
+        new message is dropped, counted, and a WARNING says so (rate-limited).
+        A process that serves nothing (a Celery worker, a command) sends at
+        once: its event loop may not outlive the call, and errors reach it.
         """
         if self._outbox is None:
             await method(target, message)
-            return
-        if self._outbox.qsize() >= OUTBOX_LIMIT:
-            self._outbox.get_nowait()
+            return True
+        if not self._healthy:
             self._dropped += 1
-        self._outbox.put_nowait((method, target, message))
+            return False
+        size = size_of(message) + MESSAGE_OVERHEAD
+        if self._queued_bytes + size > self.queue_bytes or self._outbox.qsize() >= OUTBOX_LIMIT:
+            self.warn_limited(
+                "queue-full",
+                "cross-process queue full (%d messages, %d bytes queued; CLUSTER_QUEUE_BYTES=%d): a %d-byte %s dropped",
+                self._outbox.qsize(),
+                self._queued_bytes,
+                self.queue_bytes,
+                size,
+                message.get("type"),
+            )
+            return False
+        self._queued_bytes += size
+        self._idle.clear()
+        self._outbox.put_nowait((method, target, message, size))
+        return True
 
     async def _send_loop(self) -> None:
         assert self._outbox is not None
         while True:
-            method, target, message = await self._outbox.get()
+            if self._outbox.empty():
+                self._idle.set()
+            method, target, message, size = await self._outbox.get()
+            self._queued_bytes -= size
             try:
-                await method(target, message)
+                await asyncio.wait_for(method(target, message), LAYER_TIMEOUT)
             except Exception as exc:
                 self._dropped += 1
                 self._unhealthy(exc)
             else:
                 await self._healthy_again()
 
+    def _flush_outbox(self) -> None:
+        """The layer is down: what is queued will not get through; count it as lost."""
+        if self._outbox is None:
+            return
+        while not self._outbox.empty():
+            *_, size = self._outbox.get_nowait()
+            self._queued_bytes -= size
+            self._dropped += 1
+        self._idle.set()
+
+    def warn_limited(self, kind: str, message: str, *args: Any) -> None:
+        """One WARNING per ``kind`` per WARN_INTERVAL; the next line says how many were left out.
+
+        Local on purpose, so it can give way to the project's shared rate-limited logger.
+        """
+        now = time.monotonic()
+        last, skipped = self._warned.get(kind, (-WARN_INTERVAL, 0))
+        if now - last < WARN_INTERVAL:
+            self._warned[kind] = (last, skipped + 1)
+            return
+        self._warned[kind] = (now, 0)
+        if skipped:
+            message, args = f"{message} (and %d more in the last %.0f s)", (*args, skipped, now - last)
+        logger.warning(message, *args)
+
     # -- requests -----------------------------------------------------------------
     def live_peers(self) -> dict[str, dict[str, Any]]:
         horizon = time.monotonic() - 3 * self.heartbeat_interval
         return {key: info for key, info in self.peers.items() if info["seen"] >= horizon}
+
+    def is_live(self, key: str) -> bool:
+        info = self.peers.get(key)
+        return info is not None and info["seen"] >= time.monotonic() - 3 * self.heartbeat_interval
+
+    async def await_live(self, key: str) -> bool:
+        """Whether ``key`` names a live peer; just after start-up (or an outage), wait for it to say so.
+
+        Every live peer heartbeats within one interval, and answers our hello at
+        once, so a key still unknown one and a half intervals after we began to
+        listen names no live process. Inside that window a request for an
+        unknown key waits for that key's heartbeat, at most until the window ends.
+        """
+        if self.is_live(key):
+            return True
+        since = self._listening_since
+        if since is None or len(key) != KEY_LENGTH or key.strip("0123456789abcdef"):
+            return False
+        remaining = since + STARTUP_WINDOW * self.heartbeat_interval - time.monotonic()
+        if remaining <= 0:
+            return False
+        event = self._peer_events.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), remaining)
+        except TimeoutError:
+            return False
+        return self.is_live(key)
 
     async def request_all(self, message: dict[str, Any], timeout: float) -> list[Any]:
         """Ask every serving process (this one directly); the answers that came within ``timeout``."""
@@ -190,17 +399,19 @@ class Node:
         request_id, queue = self._open_request()
         expected = set(self.live_peers()) if self.serving else None
         try:
-            await self.publish(NODES_GROUP, {**message, "request_id": request_id, "reply_to": self.key})
+            sent = await self.publish(NODES_GROUP, {**message, "request_id": request_id, "reply_to": self.key})
             if self.serving:
                 answers.append(await handler(message))
             deadline = asyncio.get_running_loop().time() + timeout
-            while expected is None or expected:
+            while sent and (expected is None or expected):
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     break
                 try:
                     reply = await asyncio.wait_for(queue.get(), remaining)
                 except TimeoutError:
+                    break
+                if "failure" in reply:
                     break
                 answers.append(reply["body"])
                 if expected is not None:
@@ -210,15 +421,35 @@ class Node:
         return answers
 
     async def request(self, key: str, message: dict[str, Any], timeout: float, request_id: str | None = None) -> Any:
-        """Ask one process; its answer, or TimeoutError."""
+        """Ask one process; its answer, TimeoutError, or PeerUnavailable as soon as it cannot come."""
         await self.start()
         request_id, queue = self._open_request(request_id)
+        pending = self._pending.setdefault(key, set())
+        pending.add(request_id)
         try:
-            await self.send(key, {**message, "request_id": request_id, "reply_to": self.key})
+            if not await self.send(key, {**message, "request_id": request_id, "reply_to": self.key}):
+                raise PeerUnavailable("the channel layer is unreachable")
             reply = await asyncio.wait_for(queue.get(), timeout)
         finally:
             self._replies.pop(request_id, None)
+            pending.discard(request_id)
+            if not pending and self._pending.get(key) is pending:
+                del self._pending[key]
+        if "failure" in reply:
+            raise PeerUnavailable(reply["failure"])
         return reply["body"]
+
+    def _fail_pending(self, reason: str, key: str | None = None) -> None:
+        """Our requests to ``key`` (to anyone when None) will never be answered: end them now."""
+        keys = [key] if key is not None else list(self._pending)
+        for k in keys:
+            for request_id in self._pending.get(k, ()):
+                queue = self._replies.get(request_id)
+                if queue is not None:
+                    queue.put_nowait({"failure": reason})
+        if key is None:  # request_all waits too
+            for queue in self._replies.values():
+                queue.put_nowait({"failure": reason})
 
     def new_id(self) -> str:
         """An id unique across the cluster (requests, relays)."""
@@ -252,7 +483,13 @@ class Node:
                 queue.put_nowait(message)
             return
         if kind == "realtime.heartbeat":
-            self._saw_peer(message["info"])
+            info = message["info"]
+            self._saw_peer(info)
+            if message.get("hello") and self.serving and not self.draining and info["key"] != self.key:
+                await self.send(info["key"], self._heartbeat_message())
+            return
+        if kind == "realtime.goodbye":
+            self._peer_left(message["key"])
             return
         if message.get("origin") == self.key:
             return
@@ -275,42 +512,61 @@ class Node:
         )
 
     # -- peers ----------------------------------------------------------------------
-    async def _heartbeat(self) -> None:
-        message = {"type": "realtime.heartbeat", "info": self.info(), "origin": self.key}
-        await self.layer.group_send(NODES_GROUP, message)
+    def _heartbeat_message(self, hello: bool = False) -> dict[str, Any]:
+        return {"type": "realtime.heartbeat", "info": self.info(), "origin": self.key, "hello": hello}
+
+    async def _heartbeat(self, hello: bool = False) -> None:
+        await asyncio.wait_for(self.layer.group_send(NODES_GROUP, self._heartbeat_message(hello)), LAYER_TIMEOUT)
 
     async def _heartbeats(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
+            # during an outage, try again sooner: recovery is noticed within a second
+            await asyncio.sleep(self.heartbeat_interval if self._healthy else min(self.heartbeat_interval, 1.0))
             try:
                 await self._heartbeat()
             except Exception as exc:
-                logger.warning("heartbeat not sent (%s)", exc)
                 self._unhealthy(exc)
             else:
                 await self._healthy_again()
             self._forget_dead_peers()
 
     def _unhealthy(self, exc: Exception) -> None:
-        if self._healthy:
-            self._healthy = False
-            logger.warning("channel layer unreachable (%s); local traffic goes on, cross-process waits", exc)
+        """The first failure of an outage: one line, and nothing waits on the layer any more."""
+        if not self._healthy:
+            return
+        self._healthy = False
+        logger.warning(
+            "channel layer unreachable (%s: %s); local traffic goes on, cross-process messages are "
+            "dropped and counted, forwarded requests refused, until it is back",
+            type(exc).__name__,
+            exc,
+        )
+        self._flush_outbox()
+        self._fail_pending("the channel layer is unreachable")
+        self._spawn_hooks([hook() for hook in self._hooks])
 
     async def _healthy_again(self) -> None:
         """After an outage: subscribe to our channel and groups afresh, and say what was lost."""
         if self._healthy:
             return
         try:
-            await self._resubscribe()
+            await asyncio.wait_for(self._resubscribe(), LAYER_TIMEOUT)
         except Exception as exc:
-            logger.warning("channel layer back but resubscribing failed (%s); retrying", exc)
+            self.warn_limited("resubscribe", "channel layer back but resubscribing failed (%s); retrying", exc)
             return
         self._healthy = True
+        self._listening_since = time.monotonic()
         logger.warning(
-            "channel layer reachable again; cross-process traffic resumes (%d outgoing messages dropped meanwhile)",
+            "channel layer reachable again; cross-process traffic resumes "
+            "(%d cross-process messages not published during the outage, %d repeated channel-layer errors not logged)",
             self._dropped,
+            self.layer_errors.reset(),
         )
         self._dropped = 0
+        try:
+            await self._heartbeat(hello=True)  # peers answer at once: forwarding works again without a wait
+        except Exception as exc:
+            self._unhealthy(exc)
 
     async def _resubscribe(self) -> None:
         # a Redis restart forgets every subscription; the pub/sub layer believes it still has them
@@ -320,16 +576,32 @@ class Node:
             await layer.group_add(group, self.channel)
 
     def _saw_peer(self, info: dict[str, Any]) -> None:
-        if info["key"] == self.key:
+        key = info["key"]
+        if key == self.key:
             return
-        if info["key"] not in self.peers:
+        if key not in self.peers:
             logger.info("peer %s joined", info["id"])
-        self.peers[info["key"]] = {**info, "seen": time.monotonic()}
+        self.peers[key] = {**info, "seen": time.monotonic()}
+        event = self._peer_events.pop(key, None)
+        if event is not None:
+            event.set()
+
+    def _peer_left(self, key: str) -> None:
+        info = self.peers.pop(key, None)
+        if info is not None:
+            logger.info("peer %s left the cluster (shutting down)", info["id"])
+        self._fail_pending("the process left the cluster", key)
+        self._spawn_hooks([hook(key) for hook in self._gone_hooks])
 
     def _forget_dead_peers(self) -> None:
         live = self.live_peers()
         for key in set(self.peers) - set(live):
             logger.warning("peer %s silent for 3 heartbeats: considered dead", self.peers.pop(key)["id"])
+            self._fail_pending("the process is dead", key)
+            self._spawn_hooks([hook(key) for hook in self._gone_hooks])
+        since = self._listening_since
+        if since is not None and time.monotonic() > since + STARTUP_WINDOW * self.heartbeat_interval:
+            self._peer_events.clear()  # the keys still awaited named nobody
 
 
 node = Node()

@@ -18,7 +18,7 @@ from .limits import KeyedBuckets, Rate
 from .logs import redact_frame, throttled
 from .node import node
 from .protocol.engine import Connection, EngineConfig, PollAnswer, State, Transport
-from .protocol.engineio import CLOSE, Packet, PacketType, decode_packet, decode_payload, encode_packet
+from .protocol.engineio import CLOSE, NOOP, Packet, PacketType, decode_packet, decode_payload, encode_packet
 from .protocol.errors import ProtocolError
 from .protocol.events import (
     Closed,
@@ -263,6 +263,26 @@ class Session:
         if self.conn.transport is Transport.POLLING:
             self.conn.queue(CLOSE)
         await self._apply(self.conn.close(reason))
+
+    async def abort(self, reason: str) -> None:
+        """Close without a close packet, as a lost transport: clients reconnect by themselves (shutdown).
+
+        A held GET is answered with a noop; the sid is then forgotten, so the
+        client's next request gets 400 "Session ID unknown". A WebSocket is
+        closed with no Engine.IO close packet before it.
+        """
+        if self.conn.closed:
+            return
+        if self._poll is not None:
+            self.conn.outbox.append(NOOP)
+        await self._apply(self.conn.close(reason))
+
+    async def release_poll(self, sink: PollSink) -> None:
+        """Answer the held GET ``sink`` now with a noop (its forwarding process is going away)."""
+        if self._poll is sink:
+            self._poll = None
+            self.conn.poll_waiting = False
+            await sink.deliver([NOOP])
 
     # -- transports attaching -------------------------------------------
     async def start(self, websocket: FrameSink | None = None) -> Packet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,6 +60,15 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing is answered (a hung or blackholed Redis)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
 
 class Proxy:
     def __init__(self, backends: list[str]) -> None:
@@ -88,15 +98,16 @@ class Proxy:
 
 
 class Cluster:
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, env: dict[str, str] | None = None) -> None:
         self.redis = RedisServer()
         self.servers: list[ServerProcess] = []
         self.size = size
         self.proxy: Proxy | None = None
+        self.extra_env = env or {}
 
     @property
     def env(self) -> dict[str, str]:
-        return {"REDIS_URL": self.redis.url, "CELERY_BROKER_URL": self.redis.url}
+        return {"REDIS_URL": self.redis.url, "CELERY_BROKER_URL": self.redis.url, **self.extra_env}
 
     def start(self) -> Cluster:
         self.redis.start()

@@ -1,7 +1,10 @@
 """A round-robin HTTP and WebSocket proxy with no session affinity, for the cluster tests.
 
 Every HTTP request (not every connection) goes to the next backend in turn,
-as nginx without ip_hash does, and so does every WebSocket. Run as
+as nginx without ip_hash does, and so does every WebSocket. A backend that
+refuses the connection or drops it before answering (a stopping process) is
+skipped for the next one, as nginx's default ``proxy_next_upstream error``
+does; any answer it gives, errors included, goes back to the client. Run as
 ``python tests/proxy.py PORT BACKEND_URL...``; it prints ``listening`` when ready.
 """
 
@@ -31,23 +34,35 @@ def make_app(backends: list[str]) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
 
     async def session(app: web.Application):
-        app["client"] = aiohttp.ClientSession(auto_decompress=False)
+        # a connection per request: a stopped backend is then a refused connection, skipped, never a dead
+        # pooled one failing a request that was meant for the live backend
+        app["client"] = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(force_close=True))
         yield
         await app["client"].close()
 
     app.cleanup_ctx.append(session)
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        backend = next(turn)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await relay_websocket(request, backend, headers)
+        body = await request.read()
+        for attempt in range(len(backends)):
+            backend = next(turn)
+            try:
+                if request.headers.get("Upgrade", "").lower() == "websocket":
+                    return await relay_websocket(request, backend, headers)
+                return await forward(request, backend, headers, body)
+            except aiohttp.ClientConnectionError:  # refused, or dropped before any answer: it never served it
+                if attempt == len(backends) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def forward(request: web.Request, backend: str, headers: dict, body: bytes) -> web.StreamResponse:
         async with app["client"].request(
-            request.method, backend + request.rel_url.raw_path_qs, headers=headers, data=await request.read()
+            request.method, backend + request.rel_url.raw_path_qs, headers=headers, data=body
         ) as upstream:
-            body = await upstream.read()
+            answer = await upstream.read()
             out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
-            return web.Response(status=upstream.status, body=body, headers=out)
+            return web.Response(status=upstream.status, body=answer, headers=out)
 
     async def relay_websocket(request: web.Request, backend: str, headers: dict) -> web.StreamResponse:
         headers = {k: v for k, v in headers.items() if not k.lower().startswith("sec-websocket")}

@@ -115,6 +115,11 @@ class ServerProcess:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
 
+    def open_fds(self) -> int:
+        """How many file descriptors the server process holds now (Linux /proc)."""
+        assert self.process is not None
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
     def mark(self) -> int:
         """An offset into the log: pass it as ``since`` to look only at what comes after."""
         return len(self.log())

@@ -57,6 +57,12 @@ REALTIME = {
         "tests.sockets",
     ],
 }
+# Tests with many proxied polling clients give them a longer pong deadline (a loaded machine)
+if os.environ.get("REALTIME_PING_TIMEOUT"):
+    REALTIME["PING_TIMEOUT"] = int(os.environ["REALTIME_PING_TIMEOUT"])
+# tests/e2e/test_cluster_faults.py runs a cluster with a small cross-process queue
+if os.environ.get("REALTIME_CLUSTER_QUEUE_BYTES"):
+    REALTIME["CLUSTER_QUEUE_BYTES"] = int(os.environ["REALTIME_CLUSTER_QUEUE_BYTES"])
 # tests/e2e/test_room_policy.py starts one server that admits declared rooms only
 REALTIME["REQUIRE_DECLARED_ROOMS"] = os.environ.get("REALTIME_REQUIRE_DECLARED_ROOMS") == "1"
 # The demo chat at /chat, which tests/e2e/test_browser.py drives in Chromium.

@@ -13,13 +13,18 @@ empty, but a Socket.IO binary attachment may be zero bytes long, and the
 client waits for it forever. We send it.
 
 Other ASGI servers (uvicorn) need neither.
+
+3. Shutdown. On SIGTERM daphne runs our ``drain`` before it stops listening.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import Any
+
+logger = logging.getLogger("realtime.node")
 
 RFC6455_SERVER_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
 
@@ -53,10 +58,51 @@ def patch_daphne() -> None:
     WebSocketProtocol.handle_reply = handle_reply
 
 
-def close_sessions_on_shutdown() -> None:
-    """When daphne stops (SIGTERM, SIGINT), close every session first, with Socket.IO's reason.
+# Sessions closed at once during a shutdown; more are spread over half the grace period.
+SHUTDOWN_BATCH = 200
 
-    Handlers then see ``server shutting down`` rather than ``transport close``.
+
+async def drain(grace: float) -> None:
+    """Leave the cluster cleanly within ``grace`` seconds, so every client ends up on another process.
+
+    1. Refuse new handshakes (503) and tell the peers we are leaving: they
+       refuse our sids at once instead of forwarding to a process about to vanish.
+    2. Close our sessions as a lost transport (Session.abort: no close packet,
+       so clients reconnect by themselves; handlers see ``server shutting down``),
+       in batches spread over half the grace period so the other processes are
+       not hit by every reconnect in the same instant.
+    3. End relayed WebSockets, have the owners answer the GETs we forward, and
+       wait (within the grace period) for those answers and our queued messages to leave.
+    """
+    from ..node import node
+    from ..sessions import ENDPOINTS
+    from . import forwarding
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    await node.leave_cluster()
+    sessions = [s for endpoint in list(ENDPOINTS.values()) for s in list(endpoint.sessions.values())]
+    logger.info("shutting down: closing %d sessions within %.1f s", len(sessions), grace)
+    batches = [sessions[i : i + SHUTDOWN_BATCH] for i in range(0, len(sessions), SHUTDOWN_BATCH)]
+    for number, batch in enumerate(batches, 1):
+        for session in batch:
+            await session.abort("server shutting down")
+        if number < len(batches):
+            await asyncio.sleep(grace / 2 / len(batches))  # pacing the reconnects, not synchronisation
+    await forwarding.close_relays()
+    await forwarding.release_forwarded()
+    answered = await forwarding.forwarded_done(max(0.0, deadline - loop.time()))
+    flushed = await node.flush(max(0.0, deadline - loop.time()))
+    logger.info(
+        "shut down: sessions closed%s%s",
+        "" if answered else "; some forwarded requests unanswered",
+        "" if flushed else "; some cross-process messages unsent",
+    )
+
+
+def close_sessions_on_shutdown() -> None:
+    """When daphne stops (SIGTERM, SIGINT), drain first: see ``drain``.
+
     Only under daphne, whose CLI installs Twisted's asyncio reactor before it
     loads the application; elsewhere (manage.py, Celery, tests) importing the
     reactor here would install the wrong one.
@@ -66,14 +112,10 @@ def close_sessions_on_shutdown() -> None:
         return
     from twisted.internet import defer
 
-    from ..sessions import ENDPOINTS
-
-    async def close_all() -> None:
-        for endpoint in list(ENDPOINTS.values()):
-            for session in list(endpoint.sessions.values()):
-                await session.close("server shutting down")
+    from ..conf import realtime_settings
 
     def before_shutdown() -> Any:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(close_all()))
+        grace = realtime_settings()["SHUTDOWN_GRACE"] / 1000
+        return defer.Deferred.fromFuture(asyncio.ensure_future(drain(grace)))
 
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)

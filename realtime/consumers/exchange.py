@@ -11,13 +11,16 @@ import logging
 
 from ..protocol.engine import PollAnswer, Transport
 from ..protocol.engineio import Packet, encode_payload
-from ..protocol.http import BAD_REQUEST
+from ..protocol.http import BAD_REQUEST, Refusal
 from ..sessions import Session
 
 logger = logging.getLogger("realtime.engineio")
 
 TEXT = (b"content-type", b"text/plain; charset=UTF-8")
 JSON = (b"content-type", b"application/json")
+# A handshake refused while the process shuts down: Engine.IO has no code for it, so the
+# status says it (503, try elsewhere) and the body reuses "Bad request".
+SHUTTING_DOWN = Refusal(503, 3, "Server shutting down")
 
 
 class PollResponder:

@@ -7,15 +7,21 @@ A polling GET or POST travels as one request and its answer; a WebSocket
 attached to its Session, the receiving process pipes the real socket to it.
 Each forwarded request costs one channel-layer round trip (two Redis
 messages); requests that reach the owner directly cost nothing extra.
+
+Faults are answered at once, never by a timeout: a sid whose key names no
+live process (never heard of, dead, or gone) is refused with 400 "Session ID
+unknown"; so is a forwarded request while the layer is down, or whose owner
+dies or leaves while it waits. Clients then reconnect, to any process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..node import DEFERRED, key_of_sid, node
+from ..node import DEFERRED, PeerUnavailable, key_of_sid, node
 from ..protocol.http import SESSION_ID_UNKNOWN
 from ..sessions import ENDPOINTS, Session
 from .exchange import JSON, PollResponder
@@ -31,6 +37,13 @@ _held: dict[str, RemotePoll] = {}
 _attached: dict[tuple[str, str], tuple[Session, RemoteWebSocket]] = {}
 # relay id -> the local WebSocketConsumer relaying to another process
 relays: dict[str, WebSocketConsumer] = {}
+# request id -> owner key, for the polling requests this process forwards and awaits
+forwarded: dict[str, str] = {}
+_none_forwarded = asyncio.Event()
+_none_forwarded.set()
+
+# How long a WebSocket upgrade waits for the owner to accept its relay.
+ATTACH_TIMEOUT = 5.0
 
 
 def _session(message: dict[str, Any]) -> Session | None:
@@ -71,6 +84,13 @@ async def _poll_cancel(message: dict[str, Any]) -> None:
     responder = _held.pop(message["cancels"], None)
     if responder is not None:
         await responder.cancelled()
+
+
+async def _poll_release(message: dict[str, Any]) -> None:
+    """The forwarding process is shutting down: answer its held GET now (a noop), keep the session."""
+    responder = _held.get(message["releases"])
+    if responder is not None and responder.held_by is not None:
+        await responder.held_by.release_poll(responder)
 
 
 class RemoteWebSocket:
@@ -116,10 +136,28 @@ async def _ws_gone(message: dict[str, Any]) -> None:
 # -- at the process that received the request ----------------------------------------
 
 
-def owner_of(sid: str) -> str | None:
-    """The key of the process that owns ``sid``, when that is another process of the cluster."""
+class Route(enum.Enum):
+    """Where a request for a sid this process does not hold goes."""
+
+    LOCAL = "local"  # the sid is ours (or there is no cluster): unknown here means unknown
+    FORWARD = "forward"  # a live peer owns it
+    NOWHERE = "nowhere"  # it names a process that is not a live peer: refused at once
+
+
+async def route(sid: str) -> Route:
+    """Where to send a request for ``sid``; NOWHERE is refused by the caller with 400, logged here."""
     key = key_of_sid(sid)
-    return key if node.clustered and key != node.key else None
+    if not node.clustered or key == node.key:
+        return Route.LOCAL
+    if node.healthy and await node.await_live(key):
+        return Route.FORWARD
+    why = "is not a live peer" if node.healthy else "cannot be reached: the channel layer is down"
+    node.warn_limited("unknown-owner", "sid=%s: its process %r %s; refused (Session ID unknown)", sid, key, why)
+    return Route.NOWHERE
+
+
+def unknown_answer() -> dict[str, Any]:
+    return {"status": 400, "body": SESSION_ID_UNKNOWN.body, "headers": [list(JSON)]}
 
 
 async def forward_poll(
@@ -128,11 +166,20 @@ async def forward_poll(
     """Forward a polling request to the sid's owner; its answer (status, body, headers)."""
     owner = key_of_sid(sid)
     message = {"type": "realtime.poll", "path": path, "sid": sid, "method": method, "body": body}
+    forwarded[request_id] = owner
+    _none_forwarded.clear()
     try:
         return await node.request(owner, message, timeout, request_id)
+    except PeerUnavailable as exc:
+        node.warn_limited("forward-failed", "sid=%s: forwarded %s refused (Session ID unknown): %s", sid, method, exc)
+        return unknown_answer()
     except TimeoutError:
         logger.warning("sid=%s: owner %s did not answer a forwarded %s", sid, owner, method)
-        return {"status": 400, "body": SESSION_ID_UNKNOWN.body, "headers": [list(JSON)]}
+        return unknown_answer()
+    finally:
+        forwarded.pop(request_id, None)
+        if not forwarded:
+            _none_forwarded.set()
 
 
 async def cancel_poll(sid: str, request_id: str) -> None:
@@ -145,8 +192,8 @@ async def attach_relay(consumer: WebSocketConsumer, path: str, sid: str) -> str 
     relays[relay_id] = consumer
     message = {"type": "realtime.ws_attach", "path": path, "sid": sid, "relay_id": relay_id}
     try:
-        answer = await node.request(key_of_sid(sid), message, 5.0)
-    except TimeoutError:
+        answer = await node.request(key_of_sid(sid), message, ATTACH_TIMEOUT)
+    except (TimeoutError, PeerUnavailable):
         answer = {"ok": False}
     if not answer["ok"]:
         relays.pop(relay_id, None)
@@ -175,9 +222,53 @@ async def _ws_shut(message: dict[str, Any]) -> None:
         await consumer.shut(message["code"])
 
 
+# -- faults and shutdown ---------------------------------------------------------------
+
+
+async def close_relays() -> None:
+    """End every relayed WebSocket, both ends, as a transport close: clients reconnect by themselves.
+
+    Run when the layer goes down (no frame can cross any more) and at shutdown.
+    """
+    for relay_id, consumer in list(relays.items()):
+        consumer.relay_id = None  # its disconnect then tells nobody: we do it here
+        await relay_gone(consumer.relayed_sid, relay_id)
+        await consumer.shut()
+    for key, (session, sink) in list(_attached.items()):
+        _attached.pop(key, None)
+        await session.websocket_closed(sink)
+
+
+async def release_forwarded() -> None:
+    """Shutting down: ask the owners to answer the GETs we forward now, so each client gets its answer."""
+    for request_id, owner in list(forwarded.items()):
+        await node.send(owner, {"type": "realtime.poll_release", "releases": request_id})
+
+
+async def forwarded_done(timeout: float) -> bool:
+    """Wait up to ``timeout`` s until no forwarded request is outstanding; True if none is."""
+    try:
+        await asyncio.wait_for(_none_forwarded.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def release_held_for(key: str) -> None:
+    """A peer left or died: free the GETs it forwarded to us, or the client's next GET would be a second one."""
+    for responder in list(_held.values()):
+        if responder.request["origin"] == key and responder.held_by is not None:
+            await responder.held_by.release_poll(responder)
+
+
+node.on_outage(close_relays)
+node.on_peer_gone(release_held_for)
+
+
 for _type, _handler in {
     "realtime.poll": _poll,
     "realtime.poll_cancel": _poll_cancel,
+    "realtime.poll_release": _poll_release,
     "realtime.ws_attach": _ws_attach,
     "realtime.ws_in": _ws_in,
     "realtime.ws_gone": _ws_gone,

@@ -21,7 +21,7 @@ from ..protocol.http import (
 )
 from . import forwarding
 from .base import EngineConsumer
-from .exchange import JSON, TEXT, PollResponder
+from .exchange import JSON, SHUTTING_DOWN, TEXT, PollResponder
 
 logger = logging.getLogger("realtime.engineio")
 
@@ -80,8 +80,13 @@ class PollingConsumer(EngineConsumer, PollResponder):
             await self.handshake()
             return
         session = self.endpoint.sessions.get(sid)
-        if session is None and forwarding.owner_of(sid) is not None:
+        route = forwarding.Route.LOCAL if session is not None else await forwarding.route(sid)
+        if route is forwarding.Route.FORWARD and node.draining and method == "GET":
+            await self.respond(200, b"6", TEXT)  # shutting down: hold nothing; the client polls elsewhere
+        elif route is forwarding.Route.FORWARD:
             self.forwarding = asyncio.get_running_loop().create_task(self.forward(sid, method, body))
+        elif route is forwarding.Route.NOWHERE:  # no live process owns it: at once, logged (rate-limited)
+            await self.respond(SESSION_ID_UNKNOWN.status, SESSION_ID_UNKNOWN.body, JSON)
         elif session is None:
             await self.refuse(SESSION_ID_UNKNOWN, sid)
         elif method == "GET":
@@ -90,6 +95,9 @@ class PollingConsumer(EngineConsumer, PollResponder):
             await self.post(session, body)
 
     async def handshake(self) -> None:
+        if node.draining:  # shutting down: a load balancer or the client tries another process
+            await self.respond(SHUTTING_DOWN.status, SHUTTING_DOWN.body, JSON, (b"retry-after", b"0"))
+            return
         session = self.endpoint.create(Transport.POLLING, self.client_request())
         logger.debug("sid=%s opened over polling from %s", session.sid, self.client_label())
         open_packet = await session.start()

@@ -7,11 +7,13 @@ import logging
 from typing import Any
 
 from ..logs import throttled
+from ..node import node
 from ..protocol.engine import Transport
 from ..protocol.http import SESSION_ID_UNKNOWN
 from ..sessions import Session
 from . import forwarding
 from .base import EngineConsumer
+from .exchange import SHUTTING_DOWN
 from .wire import Wire, wire_of
 
 logger = logging.getLogger("realtime.engineio")
@@ -37,10 +39,18 @@ class WebSocketConsumer(EngineConsumer):
         request = self.engine_request("GET", websocket=True)
         refusal = await self.admit(request)  # logs its own line
         sid = request.query.get("sid")
-        relayed = sid is not None and sid not in self.endpoint.sessions and forwarding.owner_of(sid) is not None
-        if refusal is None and sid is not None and sid not in self.endpoint.sessions and not relayed:
-            refusal = SESSION_ID_UNKNOWN
-            self.log_refusal(refusal, sid)
+        relayed = False
+        if refusal is None and sid is not None and sid not in self.endpoint.sessions:
+            route = await forwarding.route(sid)
+            if route is forwarding.Route.NOWHERE:  # logged, rate-limited, by route()
+                await self.send({"type": "websocket.close", "code": 1008})
+                return
+            relayed = route is forwarding.Route.FORWARD
+            if not relayed:
+                refusal = SESSION_ID_UNKNOWN
+                self.log_refusal(refusal, sid)
+        if refusal is None and sid is None and node.draining:
+            refusal = SHUTTING_DOWN  # a load balancer or the client tries another process
         if refusal is not None:
             await self.send({"type": "websocket.close", "code": 1008})  # before accept: daphne answers 403
             return
@@ -66,12 +76,11 @@ class WebSocketConsumer(EngineConsumer):
 
     async def start_relay(self, sid: str) -> None:
         """The session lives in another process: pipe this WebSocket to it through the layer."""
+        self.relayed_sid = sid
         self.relay_id = await forwarding.attach_relay(self, self.endpoint.path, sid)
         if self.relay_id is None:
             logger.warning("sid=%s: WebSocket from %s refused by the owning process", sid, self.client_label())
             await self.shut()
-        else:
-            self.relayed_sid = sid
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         frame = message.get("text")

@@ -293,7 +293,15 @@ class Connection:
                 await call(middleware, socket, auth)
             await call(nsp.on_connect, socket, auth)
         except ConnectionRefused as refusal:
-            logger.info("sid=%s: CONNECT to %s refused: %s", self.session.sid, name, refusal.message)
+            throttled(
+                logger,
+                logging.INFO,
+                "connect refused",
+                "sid=%s: CONNECT to %s refused: %s",
+                self.session.sid,
+                name,
+                refusal.message,
+            )
             await self._abandon(socket)
             await self._send_connect_error(name, refusal.message, refusal.data)
             return
@@ -489,7 +497,16 @@ class Connection:
         try:
             await call(hook, socket, reason)
         except Exception:
-            logger.exception("sid=%s: %s of %s raised", self.session.sid, hook.__name__, socket.namespace)
+            throttled(
+                logger,
+                logging.ERROR,
+                f"{hook.__qualname__} raised",
+                "sid=%s: %s of %s raised",
+                self.session.sid,
+                hook.__name__,
+                socket.namespace,
+                exc_info=True,
+            )
 
 
 def _ack_args(result: Any) -> list[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from ..logs import throttled
 from ..protocol.engine import PollAnswer, Transport
 from ..protocol.engineio import Packet, encode_payload
 from ..protocol.http import BAD_REQUEST, Refusal
@@ -35,7 +36,13 @@ class PollResponder:
     async def get(self, session: Session) -> None:
         answer = await session.poll(self)
         if answer is PollAnswer.REFUSE:
-            logger.warning("sid=%s: polling GET refused (transport upgraded, closed or GET already held)", session.sid)
+            throttled(
+                logger,
+                logging.WARNING,
+                "GET refused",
+                "sid=%s: polling GET refused (transport upgraded, closed or GET already held)",
+                session.sid,
+            )
             await self.respond(400, BAD_REQUEST.body, JSON)
         elif answer is PollAnswer.WAIT:
             self.held_by = session
@@ -64,7 +71,13 @@ class PollResponder:
 
     async def refuse_upgraded(self) -> None:
         """An upgrade took this held GET's transport away."""
-        logger.warning("sid=%s: held polling GET refused: the session upgraded to websocket", self.sid_label())
+        throttled(
+            logger,
+            logging.WARNING,
+            "held GET refused",
+            "sid=%s: held polling GET refused: the session upgraded to websocket",
+            self.sid_label(),
+        )
         await self.respond(400, BAD_REQUEST.body, JSON)
 
     def sid_label(self) -> str:

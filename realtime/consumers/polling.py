@@ -127,8 +127,14 @@ class PollingConsumer(EngineConsumer, PollResponder):
     async def too_large(self) -> None:
         sid = self.engine_request(self.scope["method"], websocket=False).query.get("sid")
         session = self.endpoint.sessions.get(sid) if sid else None
-        logger.warning(
-            "%s from %s refused: body over MAX_PAYLOAD (sid=%s)", self.scope["method"], self.client_label(), sid
+        throttled(
+            logger,
+            logging.WARNING,
+            "body too large",
+            "%s from %s refused: body over MAX_PAYLOAD (sid=%s)",
+            self.scope["method"],
+            self.client_label(),
+            sid,
         )
         await self.respond(413, b"Payload Too Large", TEXT)
         if session is not None:

@@ -79,7 +79,14 @@ class WebSocketConsumer(EngineConsumer):
         self.relayed_sid = sid
         self.relay_id = await forwarding.attach_relay(self, self.endpoint.path, sid)
         if self.relay_id is None:
-            logger.warning("sid=%s: WebSocket from %s refused by the owning process", sid, self.client_label())
+            throttled(
+                logger,
+                logging.WARNING,
+                "relay refused",
+                "sid=%s: WebSocket from %s refused by the owning process",
+                sid,
+                self.client_label(),
+            )
             await self.shut()
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
@@ -95,7 +102,13 @@ class WebSocketConsumer(EngineConsumer):
 
     async def too_large(self) -> None:
         """A frame over MAX_PAYLOAD ends the session; the client sees close code 1009."""
-        logger.warning("sid=%s closed: WebSocket frame over MAX_PAYLOAD", self.session.sid if self.session else "?")
+        throttled(
+            logger,
+            logging.WARNING,
+            "frame too large",
+            "sid=%s closed: WebSocket frame over MAX_PAYLOAD",
+            self.session.sid if self.session else "?",
+        )
         if self.relay_id is not None:
             await forwarding.relay_gone(self.relayed_sid, self.relay_id)
             self.relay_id = None

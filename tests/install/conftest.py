@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import json
 
 import pytest
 
 from tests.install.readme import blocks
 from tests.install.site import Shell, Site
+from tests.servers import ROOT
 
 
 def apply_steps(site: Site, shell: Shell, section: str, kinds: set[str]) -> None:
@@ -15,7 +16,6 @@ def apply_steps(site: Site, shell: Shell, section: str, kinds: set[str]) -> None
     for block in blocks(section):
         if block.kind not in kinds:
             continue
-        started = time.monotonic()
         if block.kind == "run":
             shell.run_block(block)
         elif block.kind == "write":
@@ -24,9 +24,6 @@ def apply_steps(site: Site, shell: Shell, section: str, kinds: set[str]) -> None
         elif block.kind == "merge":
             site.merge(block)
             shell.history.append(f"merge into {block.target}")
-        site.timings[f"{section}:{block.kind} {block.target or block.code.splitlines()[0]}"] = (
-            time.monotonic() - started
-        )
 
 
 @pytest.fixture(scope="session")
@@ -35,4 +32,7 @@ def guide_site(tmp_path_factory) -> tuple[Site, Shell]:
     site = Site(tmp_path_factory.mktemp("guide"))
     shell = site.create()
     apply_steps(site, shell, "guide", {"run", "write", "merge"})
-    return site, shell
+    yield site, shell
+    # how long the fresh environment took, step by step (kept with the run's other artefacts)
+    report = ROOT / "tests" / "artifacts" / "install-timings.json"
+    report.write_text(json.dumps({"timings": site.timings, "steps": shell.history}, indent=2))

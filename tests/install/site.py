@@ -66,7 +66,9 @@ class Shell:
 
     def run_block(self, block: Block) -> None:
         for argv in commands(block):
+            started = time.monotonic()
             self.run(argv)
+            self.site.timings[" ".join(argv)] = round(time.monotonic() - started, 2)
 
     def run(self, argv: list[str]) -> subprocess.CompletedProcess[str] | None:
         self.history.append(" ".join(argv))
@@ -127,10 +129,10 @@ class Site:
             path.mkdir(parents=True)
         started = time.monotonic()
         self.sdist, self.wheel = build_distributions(self.dist)
-        self.timings["build sdist + wheel"] = time.monotonic() - started
+        self.timings["build sdist + wheel"] = round(time.monotonic() - started, 2)
         started = time.monotonic()
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(self.venv)], check=True)
-        self.timings["venv"] = time.monotonic() - started
+        self.timings["venv"] = round(time.monotonic() - started, 2)
         pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line]
         self.constraints.write_text("\n".join(pins) + "\n")
         env = {k: v for k, v in os.environ.items() if k not in LEAKY}

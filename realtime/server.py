@@ -31,7 +31,9 @@ packet_logger = logging.getLogger("realtime.socketio.packets")
 PT = socketio.PacketType
 
 # Engine.IO close reasons as Socket.IO reports them to on_disconnect.
-DISCONNECT_REASONS = {"forced close": "server namespace disconnect", "transport error": "transport error"}
+# "forced close" stays itself (socket.conn.close()); socket.disconnect(close=True) has already
+# disconnected every namespace with "server namespace disconnect" before it closes the session.
+DISCONNECT_REASONS = {"transport error": "transport error"}
 
 
 class Server:
@@ -243,11 +245,15 @@ class Connection:
         for listener in socket.any_listeners:
             listener(event, *args)
         nsp = socket.nsp
+        caught = None
         if nsp.on_any is not None:
-            await call(nsp.on_any, socket, event, *args)
+            caught = await call(nsp.on_any, socket, event, *args)
         handler = nsp.handler(event)
         if handler is None:
             logger.debug("sid=%s: no handler for %r in %s", self.session.sid, event, socket.namespace)
+            if nsp.on_any is not None and packet.id is not None and socket.connected:
+                # no handler of its own: on_any's return value is the ack (Node's onAny gets the callback)
+                await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(caught), packet.id))
             return
         try:
             result = await call(handler, socket, *args)

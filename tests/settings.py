@@ -47,6 +47,7 @@ REALTIME = {
         "tests.sockets.Private",
         "tests.sockets.Staff",
         "tests.sockets.Ops",
+        "tests.sockets.Gaps",
         "tests.sockets",
     ],
 }

@@ -158,3 +158,14 @@ def test_the_wheel_and_sdist_hold_the_app_alone(guide_site):
         cwd=site.root.parent, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert imported.stdout.startswith(str(site.venv)), imported.stdout  # the wheel's copy, not the checkout's
+
+
+def test_realtime_emit_says_the_in_memory_layer_cannot_reach_the_servers(guide_site):
+    """The guide's CHANNEL_LAYERS note: the command fails loudly instead of printing "emitted"."""
+    site, shell = guide_site
+    result = subprocess.run(
+        [str(site.python), "manage.py", "realtime_emit", "announcement", '"hi"', "--to", "lobby"],
+        cwd=site.root, env=shell.env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "emitted" not in result.stdout
+    assert "CommandError: realtime_emit needs a channel layer shared with the server processes" in result.stderr

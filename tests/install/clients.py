@@ -64,7 +64,11 @@ class PythonChat:
 
 
 async def node_chat(agent: NodeAgent, name: str, url: str, transport: str, room: str) -> NodeSocket:
-    socket = await agent.socket(name).connect(f"{url}/chat", transport)
+    socket = await agent.socket(name).open(f"{url}/chat", transport)
+    # 15 s, not NodeSocket.connect's 5: a freshly started site imports Django on its first requests
+    kind, args = await socket.next("connect", "connect_error", timeout=15)
+    assert kind == "connect", args
+    socket.id, socket.transport = args
     assert await socket.emit_with_ack("join", room) == [{"joined": room}]
     return socket
 

@@ -5,20 +5,30 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
-# Debian's Chromium, which tests/e2e/test_browser.py drives through playwright-core.
-CHROMIUM := /usr/bin/chromium
+# Debian's Chromium, which the browser tests drive through playwright-core; `make test CHROMIUM=/path` overrides it.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 
-.PHONY: run test bench setup chromium redis lint pytest conformance-server clean
+.PHONY: run test bench setup versions chromium redis nginx openssl lint pytest conformance-server clean
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/daphne -b 127.0.0.1 -p 8000 project.asgi:application
 
-test: setup chromium redis lint pytest
+test: setup chromium redis nginx openssl lint pytest
 
-setup: $(VENV)/.installed node_modules/.installed static/vendor/socket.io.min.js
+setup: versions $(VENV)/.installed node_modules/.installed static/vendor/socket.io.min.js
 
-$(VENV)/.installed: requirements.txt
+# Checked, not assumed: realtime needs Python 3.11+; the browser and client tests need Node 20+.
+versions:
+	@test -n "$(PYTHON)" || { echo "make: no python3 found; install Python 3.11 or later"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+		echo "make: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); realtime needs 3.11 or later (PYTHON=/path/to/python3.11 make ...)"; exit 1; }
+	@command -v node >/dev/null || { echo "make: node is missing; the tests need Node 20 or later"; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' || { \
+		echo "make: node is $$(node --version); the tests (socket.io-client, playwright-core) need Node 20 or later"; exit 1; }
+
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
@@ -49,10 +59,24 @@ redis:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	@command -v redis-server >/dev/null
 
+# The Deploy test (tests/install/test_deploy.py) runs Debian's nginx on free ports with its own config,
+# and makes its TLS certificate with openssl.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+		echo "make: nginx is missing; installing Debian's nginx with apt-get (needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx
+
+openssl:
+	@command -v openssl >/dev/null || { \
+		echo "make: openssl is missing; installing Debian's openssl with apt-get (needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; }
+	@command -v openssl >/dev/null
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-pytest: setup chromium redis
+pytest: setup chromium redis nginx openssl
 	$(BIN)/python -m pytest
 
 # Benchmarks against python-socketio on daphne and uvicorn (tests/bench/run.py); not part of `make test`.
@@ -72,4 +96,4 @@ conformance-server: setup
 		tests.conformance.asgi:application
 
 clean:
-	rm -rf $(VENV) node_modules static/vendor .pytest_cache .hypothesis tests/artifacts
+	rm -rf $(VENV) node_modules static/vendor .pytest_cache .hypothesis tests/artifacts dist build *.egg-info

@@ -58,10 +58,11 @@ class SyncSocket:
 
 def _sync(value: Any) -> Any:
     from .broadcast import BroadcastOperator
+    from .namespaces import EngineConnection, TimedEmit
 
     if inspect.iscoroutinefunction(value):
         return async_to_sync(value)
-    if isinstance(value, BroadcastOperator):
+    if isinstance(value, BroadcastOperator | TimedEmit | EngineConnection):
         return SyncSocket(value)
     if inspect.ismethod(value):
 

@@ -196,8 +196,13 @@ class Socket:
             raise ValueError(f"{event_name!r} is a reserved event name")
         await self.send_frames(event_frames(self.namespace, event_name, args), event=event_name, args=args)
 
-    async def emit_with_ack(self, event_name: str, *args: Any, timeout: float = 5.0) -> Any:
-        """Send an event and return the client's answer (its single argument, or a list of several)."""
+    async def emit_with_ack(self, event_name: str, *args: Any, timeout: float = 5.0) -> list[Any]:
+        """Send an event and return the arguments of the client's answer, always as a list.
+
+        One shape whatever the client sends: ``cb("x")`` gives ``["x"]``, ``cb(["a", "b"])``
+        gives ``[["a", "b"]]``, ``cb("a", "b")`` gives ``["a", "b"]``, ``cb()`` gives ``[]``.
+        Raises ``LimitExceeded`` past MAX_PENDING_ACKS calls still waiting on this socket.
+        """
         limit = self.connection.server.limits.max_pending_acks
         if len(self._acks) >= limit:
             raise LimitExceeded(f"{self} has {limit} acknowledgements pending (MAX_PENDING_ACKS)")
@@ -212,7 +217,7 @@ class Socket:
             raise AckTimeout(f"{self} did not acknowledge {event_name!r} within {timeout} s") from None
         finally:
             self._acks.pop(ack_id, None)
-        return answer[0] if len(answer) == 1 else answer
+        return answer
 
     async def send_frames(self, frames: Frames, *, volatile: bool = False, event: str = "", args: Any = ()) -> None:
         """Write already-encoded frames; the broadcast path calls this once per recipient."""
@@ -289,8 +294,20 @@ class Socket:
         """``socket.volatile.emit(...)``: to this client only, dropped if it cannot take it now."""
         return BroadcastOperator(self.namespace, rooms=(self.id,), is_volatile=True, is_local=True)
 
-    def timeout(self, seconds: float) -> BroadcastOperator:
-        return self.broadcast.timeout(seconds)
+    def timeout(self, seconds: float) -> TimedEmit:
+        """``socket.timeout(s).emit_with_ack(...)``: to this client, answered within ``s`` (as in Node)."""
+        return TimedEmit(self, seconds)
+
+    # -- the Engine.IO connection under the socket ------------------------------
+    @property
+    def conn(self) -> EngineConnection:
+        """Node's ``socket.conn``: the Engine.IO connection's id and transport, and ``close()``."""
+        return EngineConnection(self.connection.session)
+
+    @property
+    def transport(self) -> str:
+        """``"polling"`` or ``"websocket"``: the transport carrying this socket now (changes on upgrade)."""
+        return self.conn.transport
 
     # -- listeners ------------------------------------------------------------
     def use(self, middleware: Callable[..., Any]) -> None:
@@ -312,6 +329,8 @@ class Socket:
             await self.send_packet(socketio.Packet(socketio.PacketType.DISCONNECT, self.namespace))
             await self.connection.socket_closed(self, "server namespace disconnect")
         if close:
+            for other in list(self.connection.sockets.values()):  # as in Node: every namespace, then the session
+                await other.disconnect()
             await self.connection.session.close("forced close")
 
     # -- called by the server -------------------------------------------------
@@ -343,6 +362,44 @@ class Socket:
         future = self._acks.get(ack_id) if ack_id is not None else None
         if future is not None and not future.done():
             future.set_result(args)
+
+
+class TimedEmit:
+    """What ``socket.timeout(seconds)`` returns: the next acknowledged emit to that one socket."""
+
+    __slots__ = ("seconds", "socket")
+
+    def __init__(self, socket: Socket, seconds: float) -> None:
+        self.socket = socket
+        self.seconds = seconds
+
+    async def emit_with_ack(self, event_name: str, *args: Any) -> list[Any]:
+        return await self.socket.emit_with_ack(event_name, *args, timeout=self.seconds)
+
+
+class EngineConnection:
+    """``socket.conn``: the Engine.IO session one client's sockets share (one per sid)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    @property
+    def id(self) -> str:
+        """The Engine.IO sid (``socket.io.engine.id`` in the JS client), not ``socket.id``."""
+        return self._session.sid
+
+    @property
+    def transport(self) -> str:
+        return self._session.conn.transport.value
+
+    async def close(self) -> None:
+        """Drop the connection without a Socket.IO DISCONNECT: the client reconnects by itself.
+
+        Every socket of the client sees ``on_disconnect`` with ``"forced close"``.
+        """
+        await self._session.close("forced close")
 
 
 def _flatten(rooms: Iterable[str | Iterable[str]]) -> list[str]:

@@ -438,10 +438,14 @@ class Connection:
         for listener in socket.any_listeners:
             listener(event, *args)
         nsp = socket.nsp
+        caught = None
         if nsp.on_any is not None:
-            await call(nsp.on_any, socket, event, *args)
+            caught = await call(nsp.on_any, socket, event, *args)
         if handler is None:
             logger.debug("sid=%s: no handler for %r in %s", self.session.sid, event, socket.namespace)
+            if nsp.on_any is not None and packet.id is not None and socket.connected:
+                # no handler of its own: on_any's return value is the ack (Node's onAny gets the callback)
+                await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(caught), packet.id))
             return
         try:
             result = await call(handler, socket, *args)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from tests.cluster import Cluster, ensure_redis_installed
 from tests.servers import ROOT, ServerProcess
 
 JS = ROOT / "tests" / "js"
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium unless CHROMIUM names another (the Makefile exports it; tests/js/browser_*.mjs read it too)
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,7 @@ REALTIME = {
         "tests.sockets.Ops",
         "tests.sockets.Hardening",
         "tests.sockets.Zombie",
+        "tests.sockets.Gaps",
         "tests.sockets",
     ],
 }

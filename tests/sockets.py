@@ -336,3 +336,51 @@ class Zombie(Namespace):
     async def on_connect(self, socket, auth):
         await socket.join("zombies")
         raise RuntimeError("on_connect failed after joining")
+
+
+class Gaps(Namespace):
+    """The README's "Also there" API for a real app: catch-all acks, transport, conn, timeout, handshake."""
+
+    namespace = "/gaps"
+
+    async def on_any(self, socket, event_name, *args):
+        # answers the ack of an event with no handler of its own
+        return {"caught": event_name, "args": list(args)}
+
+    async def on_join(self, socket, room):
+        await socket.join(room)
+        return room
+
+    async def on_whoami(self, socket):
+        return {"id": socket.id, "transport": socket.transport, "conn": socket.conn.id}
+
+    def on_whoami_sync(self, socket):
+        """The same from a def handler, whose socket blocks instead of awaiting."""
+        return {"transport": socket.transport, "conn": socket.conn.id}
+
+    async def on_handshake(self, socket):
+        shake = socket.handshake
+        return {
+            "probe_header": shake.headers.get("x-probe"),
+            "query": shake.query,
+            "auth": shake.auth,
+            "address": shake.address,
+            "time": shake.time.isoformat(),
+            "url": shake.url,
+            "secure": shake.secure,
+        }
+
+    async def on_ask(self, socket, seconds):
+        try:
+            return {"answer": await socket.timeout(seconds).emit_with_ack("question", "to you")}
+        except AckTimeout:
+            return {"timeout": True}
+
+    async def on_drop(self, socket):
+        await socket.conn.close()
+
+    def on_drop_sync(self, socket):
+        socket.conn.close()
+
+    async def on_disconnect(self, socket, reason):
+        await self.to("observers").emit("gone", socket.id, reason)

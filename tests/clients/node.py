@@ -44,7 +44,8 @@ def from_wire(value: Any) -> Any:
 class NodeAgent:
     """One Node process holding any number of named sockets."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = env  # e.g. NODE_EXTRA_CA_CERTS for a test certificate authority
         self.process: asyncio.subprocess.Process | None = None
         self.ids = itertools.count()
         self.pending: dict[int, asyncio.Future[Any]] = {}
@@ -56,6 +57,7 @@ class NodeAgent:
             "node",
             str(AGENT),
             cwd=ROOT,
+            env=self.env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=16 * 1024 * 1024,

@@ -94,7 +94,7 @@ async function identity(page) {
 }
 
 const browser = await chromium.launch({
-  executablePath: options.chromium ?? "/usr/bin/chromium", headless: true, args: ARGS, timeout: 30000,
+  executablePath: options.chromium ?? process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args: ARGS, timeout: 30000,
 });
 let page;
 try {

@@ -113,7 +113,7 @@ async function screenshots() {
 }
 
 const browser = await chromium.launch({
-  executablePath: options.chromium ?? "/usr/bin/chromium", headless: true, args: ARGS, timeout: 30000,
+  executablePath: options.chromium ?? process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args: ARGS, timeout: 30000,
 });
 try {
   const [a, b] = await Promise.all([open(browser, "a", "alice"), open(browser, "b", "bob")]);

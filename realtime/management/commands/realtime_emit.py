@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime.broadcast import emit
@@ -19,6 +20,15 @@ class Command(BaseCommand):
         parser.add_argument("--namespace", default="/")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        layer = get_channel_layer()
+        if layer is None or isinstance(layer, InMemoryChannelLayer):
+            # the event would stay in this process, which serves no sockets: say so instead of "emitted"
+            raise CommandError(
+                "realtime_emit needs a channel layer shared with the server processes, such as "
+                "channels_redis (see the README's Deploy section); CHANNEL_LAYERS here is "
+                f"{'missing' if layer is None else 'the in-memory layer'}, which cannot leave this process, "
+                "so no client would receive the event"
+            )
         arguments: list[Any] = []
         if options["payload"] is not None:
             try:

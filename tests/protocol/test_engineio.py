@@ -47,7 +47,10 @@ def test_polling_base64_in_mime_lines_as_the_java_client_sends_it():
     data = bytes(range(256)) * 2
     wrapped = base64.encodebytes(data).decode()  # MIME lines, "\n"-terminated
     assert "\n" in wrapped.rstrip("\n")
-    assert decode_payload("b" + wrapped + "\x1e4x") == [Packet(PacketType.MESSAGE, data), Packet(PacketType.MESSAGE, "x")]
+    assert decode_payload("b" + wrapped + "\x1e4x") == [
+        Packet(PacketType.MESSAGE, data),
+        Packet(PacketType.MESSAGE, "x"),
+    ]
     assert decode_payload("b" + wrapped.replace("\n", "\r\n")) == [Packet(PacketType.MESSAGE, data)]
     with pytest.raises(ProtocolError):
         decode_payload("bAA E=")  # other whitespace is still malformed

@@ -8,13 +8,13 @@ PORT ?= 3000
 # Debian's Chromium, which tests/e2e/test_browser.py drives through playwright-core.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test bench setup chromium redis lint pytest conformance-server clean
+.PHONY: run test bench setup chromium redis lint clients pytest conformance-server clean
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/daphne -b 127.0.0.1 -p 8000 project.asgi:application
 
-test: setup chromium redis lint pytest
+test: setup chromium redis lint clients pytest
 
 setup: $(VENV)/.installed node_modules/.installed static/vendor/socket.io.min.js
 
@@ -52,7 +52,14 @@ redis:
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-pytest: setup chromium redis
+# The Java, Go and Rust scenario programs (tests/clients/), built once into tests/clients/.build/ and
+# rebuilt only when their sources or lock files change; a missing toolchain is skipped, unless
+# REALTIME_REQUIRE_NATIVE_CLIENTS=1 (.ci/run) makes it an error. Built here so that a cold build
+# (mostly Rust's) happens before pytest, not inside a test.
+clients: $(VENV)/.installed
+	$(BIN)/python -m tests.clients.native
+
+pytest: setup chromium redis clients
 	$(BIN)/python -m pytest
 
 # Benchmarks against python-socketio on daphne and uvicorn (tests/bench/run.py); not part of `make test`.
@@ -72,4 +79,4 @@ conformance-server: setup
 		tests.conformance.asgi:application
 
 clean:
-	rm -rf $(VENV) node_modules static/vendor .pytest_cache .hypothesis tests/artifacts
+	rm -rf $(VENV) node_modules static/vendor .pytest_cache .hypothesis tests/artifacts tests/clients/.build

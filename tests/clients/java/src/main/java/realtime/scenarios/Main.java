@@ -183,9 +183,13 @@ public final class Main {
     // -- waiting on the server --------------------------------------------------------------
 
     static Object[] take(BlockingQueue<Object[]> queue, String what) throws Exception {
-        Object[] got = queue.poll(TIMEOUT_MS, TimeUnit.MILLISECONDS);
+        return take(queue, what, TIMEOUT_MS);
+    }
+
+    static Object[] take(BlockingQueue<Object[]> queue, String what, long ms) throws Exception {
+        Object[] got = queue.poll(ms, TimeUnit.MILLISECONDS);
         if (got == null) {
-            throw new Failure("no " + what + " within 5 s");
+            throw new Failure("no " + what + " within " + ms / 1000 + " s");
         }
         return got;
     }
@@ -477,7 +481,8 @@ public final class Main {
             BlockingQueue<Object[]> gone = listen(s, Socket.EVENT_DISCONNECT);
             BlockingQueue<Object[]> back = listen(s, Socket.EVENT_CONNECT);
             s.emit("drop");
-            Object reason = first(take(gone, "disconnect"));
+            // over WebSocket this client notices only by the missing ping: pingInterval + pingTimeout
+            Object reason = first(take(gone, "disconnect", 2 * TIMEOUT_MS));
             // the client's reason depends on what it noticed first: the close packet, the closed socket, or
             // the silence (2.x ignores a close packet on WebSocket and so reports ping timeout there)
             if (!List.of("transport close", "transport error", "ping timeout").contains(reason)) {

@@ -9,13 +9,13 @@ PORT ?= 3000
 CHROMIUM ?= /usr/bin/chromium
 export CHROMIUM
 
-.PHONY: run test bench setup versions chromium redis nginx openssl lint pytest conformance-server clean
+.PHONY: run test bench setup versions chromium redis nginx openssl lint clients pytest conformance-server clean
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/daphne -b 127.0.0.1 -p 8000 project.asgi:application
 
-test: setup chromium redis nginx openssl lint pytest
+test: setup chromium redis nginx openssl lint clients pytest
 
 setup: versions $(VENV)/.installed node_modules/.installed static/vendor/socket.io.min.js
 
@@ -76,7 +76,14 @@ openssl:
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-pytest: setup chromium redis nginx openssl
+# The Java, Go and Rust scenario programs (tests/clients/), built once into tests/clients/.build/ and
+# rebuilt only when their sources or lock files change; a missing toolchain is skipped, unless
+# REALTIME_REQUIRE_NATIVE_CLIENTS=1 (.ci/run) makes it an error. Built here so that a cold build
+# (mostly Rust's) happens before pytest, not inside a test.
+clients: $(VENV)/.installed
+	$(BIN)/python -m tests.clients.native
+
+pytest: setup chromium redis nginx openssl clients
 	$(BIN)/python -m pytest
 
 # Benchmarks against python-socketio on daphne and uvicorn (tests/bench/run.py); not part of `make test`.
@@ -96,4 +103,4 @@ conformance-server: setup
 		tests.conformance.asgi:application
 
 clean:
-	rm -rf $(VENV) node_modules static/vendor .pytest_cache .hypothesis tests/artifacts dist build *.egg-info
+	rm -rf $(VENV) node_modules static/vendor .pytest_cache .hypothesis tests/artifacts dist build *.egg-info tests/clients/.build

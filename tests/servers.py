@@ -1,8 +1,9 @@
-"""Real server processes for the tests: daphne on a loopback socket the test owns.
+"""Real server processes for the tests: daphne (or uvicorn) on a loopback socket the test owns.
 
 The test binds and listens on a free port itself and hands the socket to
-daphne (``--fd``), so there is no port race and no readiness polling:
-connections made before daphne is up wait in the listen backlog.
+the server (``--fd``; daphne and uvicorn both take one), so there is no port
+race and no readiness polling: connections made before the server is up wait
+in the listen backlog.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ class ServerProcess:
         asgi_server: str = "daphne",
     ) -> None:
         self.settings = settings
+        self.asgi_server = asgi_server
         self.app = app
         self.asgi_server = asgi_server
         self.extra_env = env or {}
-        self.log_path = (log_dir or ROOT / "tests" / "artifacts") / f"daphne-{os.getpid()}-{id(self)}.log"
+        self.log_path = (log_dir or ROOT / "tests" / "artifacts") / f"{asgi_server}-{os.getpid()}-{id(self)}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -51,12 +53,8 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings, "PYTHONUNBUFFERED": "1", **self.extra_env}
         with self.log_path.open("wb") as log:
-            if self.asgi_server == "uvicorn":
-                command = [str(BIN / "uvicorn"), "--fd", str(listener.fileno()), "--no-access-log", self.app]
-            else:
-                command = [str(BIN / "daphne"), "--fd", str(listener.fileno()), self.app]
             self.process = subprocess.Popen(
-                command,
+                self._command(listener.fileno()),
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -65,6 +63,14 @@ class ServerProcess:
             )
         listener.close()  # daphne holds its own copy
         return self
+
+    def _command(self, fd: int) -> list[str]:
+        if self.asgi_server == "daphne":
+            return [str(BIN / "daphne"), "--fd", str(fd), self.app]
+        if self.asgi_server == "uvicorn":
+            # Django's ASGI app has no lifespan protocol; wsproto is the WebSocket implementation installed
+            return [str(BIN / "uvicorn"), "--fd", str(fd), "--lifespan", "off", "--ws", "wsproto", self.app]
+        raise ValueError(f"unknown ASGI server {self.asgi_server!r}")
 
     def kill(self) -> None:
         """kill -9: no goodbye to anyone."""

@@ -66,6 +66,8 @@ if os.environ.get("REALTIME_CLUSTER_QUEUE_BYTES"):
     REALTIME["CLUSTER_QUEUE_BYTES"] = int(os.environ["REALTIME_CLUSTER_QUEUE_BYTES"])
 # tests/e2e/test_room_policy.py starts one server that admits declared rooms only
 REALTIME["REQUIRE_DECLARED_ROOMS"] = os.environ.get("REALTIME_REQUIRE_DECLARED_ROOMS") == "1"
+# The native clients' scenarios (tests/clients/, tests/e2e/test_clients_native.py).
+REALTIME["NAMESPACES"] += ["tests.native_scenarios.NativeScenarios", "tests.native_scenarios.NativeSecond"]
 # The demo chat at /chat, which tests/e2e/test_browser.py drives in Chromium.
 REALTIME["NAMESPACES"] = [*REALTIME.get("NAMESPACES", []), "project.sockets.Chat"]
 

@@ -94,8 +94,13 @@ def decode_payload(body: bytes | str) -> list[Packet]:
 
 def _decode_record(record: str) -> Packet:
     if record[:1] == "b":
+        data = record[1:]
+        if "\n" in data or "\r" in data:
+            # socket.io-client-java 2.x wraps its base64 in MIME lines ("\n" every 76 characters and at the
+            # end); the reference server's decoder skips line breaks, so ours does too
+            data = data.replace("\r", "").replace("\n", "")
         try:
-            return Packet(PacketType.MESSAGE, b64decode(record[1:], validate=True))
+            return Packet(PacketType.MESSAGE, b64decode(data, validate=True))
         except (binascii.Error, ValueError) as exc:
             raise ProtocolError("bad base64 in binary packet") from exc
     return decode_packet(record)

@@ -1,5 +1,7 @@
 """Engine.IO v4 packet and payload codecs: wire strings, round trips, garbage."""
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,6 +40,20 @@ def test_text_packets(wire, packet):
 def test_binary_frame_is_the_raw_bytes():
     assert decode_packet(b"\x01\x02\x03\x04") == Packet(PacketType.MESSAGE, b"\x01\x02\x03\x04")
     assert encode_packet(Packet(PacketType.MESSAGE, b"\x01\x02")) == b"\x01\x02"
+
+
+def test_polling_base64_in_mime_lines_as_the_java_client_sends_it():
+    """socket.io-client-java 2.x encodes with line breaks every 76 characters and a trailing one."""
+    data = bytes(range(256)) * 2
+    wrapped = base64.encodebytes(data).decode()  # MIME lines, "\n"-terminated
+    assert "\n" in wrapped.rstrip("\n")
+    assert decode_payload("b" + wrapped + "\x1e4x") == [
+        Packet(PacketType.MESSAGE, data),
+        Packet(PacketType.MESSAGE, "x"),
+    ]
+    assert decode_payload("b" + wrapped.replace("\n", "\r\n")) == [Packet(PacketType.MESSAGE, data)]
+    with pytest.raises(ProtocolError):
+        decode_payload("bAA E=")  # other whitespace is still malformed
 
 
 @pytest.mark.parametrize("wire", ["", "7", "x", "abc", "9hello", " 4"])

@@ -1,0 +1,191 @@
+"""The Java, Go and Rust Socket.IO clients against real daphne and uvicorn processes.
+
+Each client is a small program in tests/clients/<language>/ built from pinned
+versions (tests/clients/native.py) that runs the same scenarios and prints one
+line per scenario and transport. Every line is a test of its own here, so a
+reader sees which scenario failed for which client on which server; what a
+library cannot do is an UNSUPPORTED line, expected only where this file and
+the README's compatibility table say why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from tests.admin_client import make_token, make_user
+from tests.clients import native
+from tests.servers import ServerProcess
+
+SERVERS = ("daphne", "uvicorn")
+TRANSPORTS = ("websocket", "polling")
+SCENARIOS = (
+    "connect-auth",
+    "connect-refused",
+    "connect-error-message",
+    "emit-ack",
+    "emit-noack",
+    "server-ack",
+    "binary-up",
+    "binary-ack",
+    "binary-down",
+    "binary-nested",
+    "json-types",
+    "unicode",
+    "room-broadcast",
+    "second-namespace",
+    "namespace-leave",
+    "disconnect-client",
+    "disconnect-server",
+    "reconnect",
+)
+# (client, scenario) -> (transports, why the library cannot). Kept in step with the README's table.
+BOTH = frozenset(TRANSPORTS)
+WS = frozenset({"websocket"})
+UNSUPPORTED = {
+    ("go", "connect-error-message"): (BOTH, "needs a data field in CONNECT_ERROR to keep its message"),
+    ("go", "namespace-leave"): (BOTH, "disconnecting one namespace removes another socket's listeners"),
+    ("go", "disconnect-client"): (WS, "closes the WebSocket before its DISCONNECT packet is written"),
+    **{
+        (client, scenario): why
+        for client in ("rust-async", "rust-sync")
+        for scenario, why in {
+            "server-ack": (BOTH, "no API to answer a server's ack request"),
+            "binary-ack": (BOTH, "sends binary with an ack as a BINARY_ACK packet"),
+            "binary-down": (WS, "never delivers a server's binary event over WebSocket"),
+            "binary-nested": (BOTH, "keeps only a binary event's first attachment"),
+            "second-namespace": (BOTH, "one namespace per connection"),
+            "namespace-leave": (BOTH, "one namespace per connection"),
+        }.items()
+    },
+    ("rust-sync", "reconnect"): (BOTH, "the sync client does not reconnect when the server ends the session"),
+}
+LINE = re.compile(r"^(PASS|FAIL|UNSUPPORTED) (\w+)/([\w-]+)(?:: (.*))?$")
+RUN_TIMEOUT = 180
+
+
+@dataclass
+class Outcome:
+    """One program's run against one server: its lines by (transport, scenario), and its output."""
+
+    returncode: int
+    lines: dict[tuple[str, str], tuple[str, str]]
+    stdout: str
+    stderr: str
+
+    def tail(self) -> str:
+        return f"stdout:\n{self.stdout[-3000:]}\nstderr:\n{self.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def native_servers(django_db_setup):
+    """One daphne and one uvicorn process on the test project, for every client."""
+    processes = {
+        name: ServerProcess("tests.native_settings", app="tests.asgi:application", asgi_server=name) for name in SERVERS
+    }
+    for process in processes.values():
+        process.start()
+    yield processes
+    for process in processes.values():
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def credentials(django_db_blocker) -> dict[str, str]:
+    """A real user and access token (realtime.models.AccessToken) for the connect-auth scenario."""
+    with django_db_blocker.unblock():
+        user = make_user("native")
+        token, secret = make_token(user)
+    return {"RT_TOKEN": secret, "RT_USER": user.username, "RT_TOKEN_PREFIX": token.prefix}
+
+
+@pytest.fixture(scope="module")
+def outcomes(native_servers, credentials):
+    """Run each (client, server) pair once, on first use; later tests read the cached outcome."""
+    cache: dict[tuple[str, str], Outcome] = {}
+
+    def get(client: str, server: str) -> Outcome:
+        if (client, server) not in cache:
+            cache[client, server] = run_client(client, native_servers[server], credentials)
+        return cache[client, server]
+
+    return get
+
+
+def built(program: str) -> native.Program:
+    """The built program, or a skip (a failure when REALTIME_REQUIRE_NATIVE_CLIENTS=1) if its toolchain is missing."""
+    prog = native.PROGRAMS[program]
+    try:
+        prog.build()
+    except native.ToolchainMissing as exc:
+        if native.required():
+            pytest.fail(f"{exc}, and {native.REQUIRE_ENV}=1 requires every native client")
+        pytest.skip(str(exc))
+    return prog
+
+
+def run_client(client: str, server: ServerProcess, credentials: dict[str, str]) -> Outcome:
+    program, mode = native.CLIENTS[client]
+    command = built(program).command(mode)
+    env = {
+        **os.environ,
+        **credentials,
+        "RT_URL": server.url,
+        "RT_TAG": uuid.uuid4().hex[:8],
+        "RT_TRANSPORTS": ",".join(TRANSPORTS),
+    }
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False)
+    lines = {}
+    for raw in result.stdout.splitlines():
+        if match := LINE.match(raw):
+            status, transport, scenario, why = match.groups()
+            lines[transport, scenario] = (status, why or "")
+    return Outcome(result.returncode, lines, result.stdout, result.stderr)
+
+
+CASES = [
+    pytest.param(client, server, transport, scenario, id=f"{client}-{server}-{transport}-{scenario}")
+    for client in native.CLIENTS
+    for server in SERVERS
+    for transport in TRANSPORTS
+    for scenario in SCENARIOS
+]
+
+
+@pytest.mark.parametrize(("client", "server", "transport", "scenario"), CASES)
+def test_scenario(outcomes, client, server, transport, scenario):
+    """One scenario line: PASS, or UNSUPPORTED where the library is known (and documented) not to manage it."""
+    outcome = outcomes(client, server)
+    assert (transport, scenario) in outcome.lines, (
+        f"{client} printed no line for {transport}/{scenario}\n{outcome.tail()}"
+    )
+    status, why = outcome.lines[transport, scenario]
+    transports, known = UNSUPPORTED.get((client, scenario), (frozenset(), ""))
+    if transport in transports:
+        assert status == "UNSUPPORTED", (
+            f"{client} {transport}/{scenario}: {status} {why} (documented as unsupported: "
+            f"{known}; update UNSUPPORTED and the README if the library learnt it)"
+        )
+        assert why, "an unsupported line says why"
+    else:
+        assert status == "PASS", f"{client} on {server}, {transport}/{scenario}: {status} {why}\n{outcome.tail()}"
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("client", list(native.CLIENTS))
+def test_run_is_complete(outcomes, client, server):
+    """The program ran every scenario, nothing more, and its summary and exit status agree with its lines."""
+    outcome = outcomes(client, server)
+    expected = {(t, s) for t in TRANSPORTS for s in SCENARIOS}
+    assert set(outcome.lines) == expected, outcome.tail()
+    counts = {
+        status: sum(1 for s, _ in outcome.lines.values() if s == status) for status in ("PASS", "FAIL", "UNSUPPORTED")
+    }
+    summary = f"SUMMARY {counts['PASS']} passed, {counts['FAIL']} failed, {counts['UNSUPPORTED']} unsupported"
+    assert summary in outcome.stdout.splitlines(), outcome.tail()
+    assert outcome.returncode == (1 if counts["FAIL"] else 0), outcome.tail()

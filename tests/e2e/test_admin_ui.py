@@ -149,6 +149,13 @@ async def test_a_session_id_logs_in_on_any_process_and_commands_reach_the_other(
     assert target.id in listed and listed[target.id]["nsp"] == "/" and listed[target.id]["rooms"] == [target.id]
     assert "cookie" not in listed[target.id]["handshake"]["headers"]
 
+    late = await agent.socket("late").connect(a.url, "websocket")  # A relays what happens once B's UI watches
+    connected = await admin.next_event("socket_connected")
+    assert connected[0]["id"] == late.id and connected[0]["transport"] == "websocket" and connected[1].endswith("Z")
+    assert await late.emit_with_ack("echo", "seen") == ["seen"]
+    assert (await admin.next_event("event_received"))[:3] == ["/", late.id, ["echo", "seen"]]
+    assert (await admin.next_event("server_stats"))[0]["serverId"]
+
     room = unique("pulled")
     await admin.emit("join", "/", room, target.id)
     joined = await admin.next_event("room_joined")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.admin_client import PASSWORD, unique
+from tests.admin_client import PASSWORD, session_cookie, unique
 from tests.cluster import Cluster, ensure_redis_installed
 from tests.conftest import run_node
 from tests.e2e.test_browser import ARTIFACTS
@@ -168,3 +168,18 @@ async def test_a_session_id_logs_in_on_any_process_and_commands_reach_the_other(
     assert await target.next("disconnect") == ("disconnect", ["io server disconnect"])
     gone = await admin.next_event("socket_disconnected")
     assert gone[:3] == ["/", target.id, "server namespace disconnect"]
+
+
+@pytest.mark.parametrize("staff", [True, False])
+async def test_the_django_session_cookie_of_a_staff_user_logs_in(ui_cluster, agent, orm, staff):
+    """A browser logged in to this site's Django admin needs no password; a non-staff session does not pass."""
+    user = await orm(make_staff, "ui-cookie", staff=staff)
+    cookie = await orm(session_cookie, user)
+    socket = agent.socket("cookie")
+    await socket.open(ui_cluster.servers[1].url + "/admin", "polling", extraHeaders={"Cookie": cookie})
+    kind, args = await socket.next("connect", "connect_error")
+    if staff:
+        assert kind == "connect"
+        assert (await socket.next_event("config"))[0]["supportedFeatures"][-1] == "ALL_EVENTS"
+    else:
+        assert (kind, args[0]) == ("connect_error", "invalid credentials")

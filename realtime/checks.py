@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from .conf import DEFAULTS
+from .conf import DEFAULTS, AdminUISettings
 
 KNOWN_TRANSPORTS = ("polling", "websocket")
 POSITIVE_INTS = (
@@ -58,6 +58,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         *_allow_request(merged["ALLOW_REQUEST"]),
         *_booleans(merged),
         *_rates(merged),
+        *_admin_ui(merged["ADMIN_UI"]),
     ]
 
 
@@ -224,3 +225,19 @@ def import_namespace_entry(path: str) -> Any:
         return import_module(path)
     except ImportError:
         return import_string(path)
+
+
+def _admin_ui(value: Any) -> list[Any]:
+    if value is None or value is False:
+        return []
+    try:
+        AdminUISettings.parse(value)
+    except (TypeError, ValueError) as exc:
+        return [
+            Error(
+                f"REALTIME['ADMIN_UI']: {exc}.",
+                hint="REALTIME['ADMIN_UI'] = {'NAMESPACE': '/admin'}",
+                id="realtime.E011",
+            )
+        ]
+    return []

@@ -6,6 +6,7 @@ read once and cached, and the cache is dropped when a test overrides them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -73,6 +74,10 @@ DEFAULTS: dict[str, Any] = {
     "REGISTRY_FLUSH_INTERVAL": 250,
     # Width of one dashboard sample (connections, messages in and out), in ms.
     "METRICS_INTERVAL": 10_000,
+    # The official Socket.IO admin UI (@socket.io/admin-ui, realtime.admin_ui): None (off), or a
+    # dict of NAMESPACE ("/admin"), READONLY (False), SERVER_ID (None: host:pid:key), EVENTS
+    # (True: relay every event while a UI watches) and SESSION_TTL (ms a login is remembered).
+    "ADMIN_UI": None,
     # -- limits: what one client can make a process hold (README, "Security and limits") --
     # Unsent data one session may leave behind, in bytes (WebSocket: what the ASGI server
     # still holds; polling: the backlog between GETs) and, on polling, in packets. Past
@@ -121,3 +126,43 @@ def realtime_settings() -> dict[str, Any]:
 def _reset(*, setting: str, **kwargs: Any) -> None:
     if setting == "REALTIME":
         realtime_settings.cache_clear()
+
+
+@dataclass(frozen=True)
+class AdminUISettings:
+    """``REALTIME["ADMIN_UI"]`` parsed: what realtime.admin_ui serves (checked as realtime.E011)."""
+
+    namespace: str = "/admin"
+    readonly: bool = False
+    server_id: str | None = None
+    events: bool = True
+    session_ttl: int = 24 * 3600 * 1000
+
+    KEYS = {
+        "NAMESPACE": "namespace",
+        "READONLY": "readonly",
+        "SERVER_ID": "server_id",
+        "EVENTS": "events",
+        "SESSION_TTL": "session_ttl",
+    }
+
+    @classmethod
+    def parse(cls, value: Any) -> AdminUISettings:
+        """True means every default; a dict overrides some. Raises TypeError/ValueError when malformed."""
+        if value is True:
+            value = {}
+        if not isinstance(value, dict):
+            raise TypeError(f"must be None, True or a dict, not {value!r}")
+        unknown = set(value) - set(cls.KEYS)
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        parsed = cls(**{cls.KEYS[key]: v for key, v in value.items()})
+        if not isinstance(parsed.namespace, str) or not parsed.namespace.startswith("/"):
+            raise ValueError(f"NAMESPACE must be a namespace name such as '/admin', not {parsed.namespace!r}")
+        if not isinstance(parsed.readonly, bool) or not isinstance(parsed.events, bool):
+            raise TypeError("READONLY and EVENTS must be True or False")
+        if parsed.server_id is not None and not isinstance(parsed.server_id, str):
+            raise TypeError(f"SERVER_ID must be a string or None, not {parsed.server_id!r}")
+        if not isinstance(parsed.session_ttl, int) or isinstance(parsed.session_ttl, bool) or parsed.session_ttl <= 0:
+            raise ValueError(f"SESSION_TTL must be a positive number of ms, not {parsed.session_ttl!r}")
+        return parsed

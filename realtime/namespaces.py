@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import signals
 from .broadcast import BroadcastOperator, Frames, event_frames
 from .exceptions import AckTimeout, LimitExceeded
 from .limits import Rate, TokenBucket
@@ -255,6 +256,8 @@ class Socket:
             self.rooms.add(room)
             if local.add(self, room):
                 await node.join(group_name(self.namespace, room))
+            if self.connected:
+                await signals.room_joined.asend(sender=type(self.nsp), socket=self, room=room)
 
     async def join_checked(self, *rooms: str | Iterable[str]) -> None:
         """Join rooms a *client* asked for: declared rooms' policies apply (raises ``RoomRefused``).
@@ -275,6 +278,8 @@ class Socket:
             self.rooms.discard(room)
             if local.discard(self, room):
                 await node.leave(group_name(self.namespace, room))
+            if self.connected:
+                await signals.room_left.asend(sender=type(self.nsp), socket=self, room=room)
 
     # -- broadcasting from this socket (the sender is left out) ---------------
     @property
@@ -347,6 +352,8 @@ class Socket:
 
     async def closed(self) -> None:
         """Forget the socket everywhere: rooms, groups, pending acks."""
+        for room in list(self.rooms) if self.connected else ():
+            await signals.room_left.asend(sender=type(self.nsp), socket=self, room=room)
         self.connected = False
         emptied, namespace_empty = local.remove_socket(self)
         for room in emptied:

@@ -68,6 +68,10 @@ if os.environ.get("REALTIME_CLUSTER_QUEUE_BYTES"):
 REALTIME["REQUIRE_DECLARED_ROOMS"] = os.environ.get("REALTIME_REQUIRE_DECLARED_ROOMS") == "1"
 # The native clients' scenarios (tests/clients/, tests/e2e/test_clients_native.py).
 REALTIME["NAMESPACES"] += ["tests.native_scenarios.NativeScenarios", "tests.native_scenarios.NativeSecond"]
+# tests/e2e/test_admin_ui.py: the official admin UI, its page served from another origin
+if os.environ.get("REALTIME_ADMIN_UI_ORIGIN"):
+    REALTIME["ADMIN_UI"] = {"NAMESPACE": "/admin"}
+    REALTIME["CORS_ALLOWED_ORIGINS"] = [*REALTIME["CORS_ALLOWED_ORIGINS"], os.environ["REALTIME_ADMIN_UI_ORIGIN"]]
 # The demo chat at /chat, which tests/e2e/test_browser.py drives in Chromium.
 REALTIME["NAMESPACES"] = [*REALTIME.get("NAMESPACES", []), "project.sockets.Chat"]
 

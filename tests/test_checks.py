@@ -36,6 +36,10 @@ def test_the_defaults_pass(settings):
         ({"ALLOW_REQUEST": True}, ["realtime.E009"]),
         ({"LOG_RATE_LINES": 0}, ["realtime.E002"]),
         ({"LOG_RATE_INTERVAL": "10s"}, ["realtime.E002"]),
+        ({"ADMIN_UI": "/admin"}, ["realtime.E011"]),
+        ({"ADMIN_UI": {"NAMESPACE": "admin"}}, ["realtime.E011"]),
+        ({"ADMIN_UI": {"PASSWORD": "secret"}}, ["realtime.E011"]),
+        ({"ADMIN_UI": {"SESSION_TTL": 0}}, ["realtime.E011"]),
     ],
 )
 def test_bad_values_are_reported(settings, value, expected):
@@ -53,6 +57,7 @@ def test_good_values_pass(settings):
         "ALLOW_REQUEST": "tests.security_hooks.allow",
         "LOG_RATE_LINES": 5,
         "LOG_RATE_INTERVAL": 1_000,
+        "ADMIN_UI": {"NAMESPACE": "/ops-ui", "READONLY": True, "EVENTS": False, "SESSION_TTL": 3_600_000},
     }
     assert ids(run_checks()) == []
 

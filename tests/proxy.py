@@ -31,7 +31,9 @@ def make_app(backends: list[str]) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
 
     async def session(app: web.Application):
-        app["client"] = aiohttp.ClientSession(auto_decompress=False)
+        # no connection limit: every polling client holds a long GET, and aiohttp's default of 100
+        # would queue everything behind the 101st of them
+        app["client"] = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=0))
         yield
         await app["client"].close()
 

@@ -5,6 +5,7 @@
 //
 // usage: node loadgen.mjs '<json config>' — prints JSON lines: {"event": "ready" | "warm" |
 // "middle" | "end" | "progress" | "result", ...}. Exits 0 whatever it measured; run.py judges.
+import { performance } from "node:perf_hooks";
 import { io } from "socket.io-client";
 
 const config = JSON.parse(process.argv[2]);
@@ -19,9 +20,20 @@ const counts = {
   shouts: 0, shoutAckTimeouts: 0, expectedDeliveries: 0, delivered: 0, lost: 0,
   duplicates: 0, misdelivered: 0, late: 0, skipped: 0,
 };
-const errors = []; // the first few, with detail
+const errors = []; // the first few of each kind, with detail
+const errorKinds = new Map();
+// round-trip and delivery times (ms): a stalled event loop shows here before it shows as a timeout
+const latency = { echo: [], delivery: [] };
+function quantiles(values) {
+  if (values.length === 0) return null;
+  const sorted = Float64Array.from(values).sort();
+  const at = (q) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  return { p50: at(0.5), p99: at(0.99), max: Math.round(sorted[sorted.length - 1]), n: sorted.length };
+}
 function error(kind, detail) {
-  if (errors.length < 50) errors.push({ kind, detail, t: Math.round(elapsed()) });
+  const seen = errorKinds.get(kind) ?? 0;
+  errorKinds.set(kind, seen + 1);
+  if (seen < 10) errors.push({ kind, detail, t: Math.round(elapsed()) });
 }
 const out = (message) => process.stdout.write(JSON.stringify(message) + "\n");
 const started = Date.now();
@@ -50,6 +62,7 @@ function receive(client, room, id) {
   if (message.expected.has(client.index)) {
     if (!message.open) { counts.late++; return; } // already counted lost
     counts.delivered++;
+    latency.delivery.push(Date.now() - message.sentAt);
     if (--message.remaining === 0) finish(message);
   } else if (!message.maybe.has(client.index)) {
     counts.misdelivered++;
@@ -142,7 +155,9 @@ async function leave(client, name) {
 async function echo(client) {
   const seq = counts.echoSent++;
   const payload = `echo ${seq} é✓ ` + "x".repeat(seq % 100);
+  const sentAt = performance.now();
   const answer = await ack(client, "echo", seq, payload);
+  if (answer !== null) latency.echo.push(performance.now() - sentAt);
   if (answer === null) { counts.echoTimeout++; error("echo ack timeout", { client: client.index, seq }); }
   else if (answer[0] !== seq || answer[1] !== payload) { counts.echoWrong++; error("echo answer", { seq, answer }); }
   else counts.echoOk++;
@@ -284,7 +299,10 @@ async function main() {
   while ((active.size > 0 || openMessages > 0) && Date.now() < settleBy) await sleep(100);
   clearInterval(progress);
   const stillConnected = clients.filter((c) => c.connected).length;
-  out({ event: "result", connected: stillConnected, unsettled: active.size + openMessages, counts, errors });
+  out({
+    event: "result", connected: stillConnected, unsettled: active.size + openMessages, counts, errors,
+    latency: { echo: quantiles(latency.echo), delivery: quantiles(latency.delivery) },
+  });
   for (const client of clients) { client.leaving = true; client.socket?.disconnect(); }
   setTimeout(() => process.exit(0), 500);
 }

@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shout-rate", type=float, default=10, help="room broadcasts per second")
     parser.add_argument("--join-rate", type=float, default=20, help="joins per second (and as many leaves)")
     parser.add_argument("--reconnect-rate", type=float, default=5, help="disconnect + reconnect per second")
-    parser.add_argument("--connect-concurrency", type=int, default=50)
+    parser.add_argument("--connect-concurrency", type=int, default=200)
     args = parser.parse_args(argv)
     if args.warmup is None:
         args.warmup = 30.0 if args.seconds >= 300 else 20.0
@@ -245,8 +245,9 @@ class Soak:
             "server_log_warnings": log_warnings,
             "rss_kib": self.rss,
             "rss_growth": growth,
+            "latency_ms": result.get("latency"),
             "well_behaved": self.good,
-            "first_errors": result.get("errors", [])[:20],
+            "first_errors": result.get("errors", []),
             "server_logs": [str(s.log_path) for s in self.servers],
         }
         if ready < self.args.connections:
@@ -280,6 +281,7 @@ def print_report(summary: dict[str, Any], failures: list[str], path: Path) -> No
     print(f"  errors: {summary['errors']} (server log ERROR/traceback lines: {summary['server_log_errors']}; "
           f"warnings: {summary['server_log_warnings']})")  # fmt: skip
     print(f"  messages lost: {summary['lost']}")
+    print(f"  latency (ms): {summary['latency_ms']}")
     for label in ("ready", "start", "middle", "end"):
         if label in rss:
             print(f"  RSS {label:6}: " + ", ".join(f"{kib / 1024:.1f} MiB" for kib in rss[label]))

@@ -32,7 +32,6 @@ REALTIME = {
     "PING_INTERVAL": 25_000,
     "PING_TIMEOUT": 20_000,
     "CONNECT_TIMEOUT": 45_000,
-    "HEARTBEAT_INTERVAL": 1_000,
     "CLUSTER_TIMEOUT": 5_000,
     "NAMESPACES": ["tests.soak.sockets.Soak"],
     **raised_limits(),

@@ -102,11 +102,20 @@ function open(client) {
   client.socket = socket;
   client.leaving = false;
   return new Promise((resolve) => {
-    socket.on("connect", () => { counts.connects++; client.connected = true; resolve(true); });
-    socket.on("connect_error", (err) => {
-      counts.connectErrors++; error("connect_error", { client: client.index, message: err.message }); resolve(false);
-    });
+    // socket.io-client times out the transport's opening, not the namespace CONNECT: this does
+    let settled = false;
+    const settle = (ok, why) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (!ok) { counts.connectErrors++; error("connect_error", { client: client.index, message: why }); }
+      resolve(ok);
+    };
+    const timer = setTimeout(() => settle(false, `no connect in ${ACK_MS * 3} ms`), ACK_MS * 3);
+    socket.on("connect", () => { counts.connects++; client.connected = true; settle(true); });
+    socket.on("connect_error", (err) => settle(false, err.message));
     socket.on("disconnect", (reason) => {
+      settle(false, `disconnected before connecting: ${reason}`);
       client.connected = false;
       if (!client.leaving) {
         counts.unexpectedDisconnects++;
@@ -261,6 +270,7 @@ function schedule() {
 }
 
 async function connectAll() {
+  const progress = setInterval(() => out({ event: "connecting", connected: clients.filter((c) => c.connected).length, counts }), 10_000);
   for (let i = 0; i < config.connections; i++) clients.push({ index: i, rooms: new Set(), connected: false, busy: false });
   let next = 0;
   async function worker() {
@@ -274,6 +284,7 @@ async function connectAll() {
     }
   }
   await Promise.all(Array.from({ length: config.connectConcurrency }, worker));
+  clearInterval(progress);
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -192,6 +192,8 @@ class Soak:
                 async for line in process.stdout:
                     self.on_line(json.loads(line))
                 await process.wait()
+        except TimeoutError:
+            self.loadgen["crash"] = f"no result within {budget:.0f} s"
         finally:
             if process.returncode is None:
                 process.kill()
@@ -213,6 +215,8 @@ class Soak:
         elif kind in ("warm", "middle", "end"):
             self.sample({"warm": "start", "middle": "middle", "end": "end"}[kind])
             print(f"soak: {kind}: {brief(counts)}", flush=True)
+        elif kind == "connecting":
+            print(f"soak: connecting: {message['connected']} connected {brief(counts)}", flush=True)
         elif kind == "progress":
             print(f"soak: t={message['t']} s connected={message['connected']} {brief(counts)}", flush=True)
         elif kind in ("result", "crash"):

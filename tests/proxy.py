@@ -35,8 +35,11 @@ def make_app(backends: list[str]) -> web.Application:
 
     async def session(app: web.Application):
         # a connection per request: a stopped backend is then a refused connection, skipped, never a dead
-        # pooled one failing a request that was meant for the live backend
-        app["client"] = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(force_close=True))
+        # pooled one failing a request that was meant for the live backend; no limit on their number: every
+        # polling client holds a long GET, and aiohttp's default of 100 would queue everything behind them
+        app["client"] = aiohttp.ClientSession(
+            auto_decompress=False, connector=aiohttp.TCPConnector(force_close=True, limit=0)
+        )
         yield
         await app["client"].close()
 

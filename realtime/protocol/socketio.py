@@ -303,7 +303,15 @@ def _integer(digits: str, what: str) -> int:
     return value
 
 
+# Deepest nesting of arrays and objects a packet may have. json.loads takes about a thousand levels,
+# but every later walk of the data (finding binary values, encoding an echo) recurses too, and a
+# value the server can read but not send back would fail the handler instead of the parser.
+MAX_DEPTH = 100
+
+
 def _loads(payload: str) -> Any:
+    if payload.count("[") + payload.count("{") > MAX_DEPTH and _depth(payload) > MAX_DEPTH:
+        raise ProtocolError(f"JSON nested more than {MAX_DEPTH} levels deep")
     try:
         return json.loads(payload, parse_constant=_reject_constant, parse_float=_finite_float)
     except ProtocolError:
@@ -312,6 +320,31 @@ def _loads(payload: str) -> Any:
         raise ProtocolError("JSON nested too deeply") from exc
     except ValueError as exc:  # JSONDecodeError, and ints past Python's 4300-digit limit
         raise ProtocolError(f"invalid JSON: {exc}") from exc
+
+
+def _depth(payload: str) -> int:
+    """How deeply arrays and objects nest in JSON text (brackets inside strings do not count).
+
+    Only asked of payloads with more brackets than MAX_DEPTH, so the common packet never pays for it.
+    """
+    deepest = depth = 0
+    in_string = escaped = False
+    for char in payload:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _reject_constant(name: str) -> Any:

@@ -278,8 +278,6 @@ def test_invalid_text_frames(wire):
         ['51-["x",{"_placeholder":true,"num":0.5}]', b"a"],
         ['51-["x",{"_placeholder":true}]', b"a"],
         [f'52-["x",{P0},{P1},{P2}]', b"a", b"b"],
-        # Deep enough for json.loads, too deep to walk for placeholders: RecursionError must not escape.
-        ['51-["x",' + "[" * 900 + P0 + "]" * 900 + "]", b"a"],
     ],
 )
 def test_placeholders_must_name_an_attachment(frames):
@@ -290,6 +288,23 @@ def test_placeholders_must_name_an_attachment(frames):
     with pytest.raises(ProtocolError):
         decoder.feed(last)
     assert not decoder.waiting
+
+
+@pytest.mark.parametrize("depth", [101, 900, 5000])
+def test_nesting_past_max_depth_is_refused_at_once(depth):
+    """Deep enough for json.loads (or not), too deep to walk or send back: a clean error, before any attachment."""
+    decoder = Decoder()
+    with pytest.raises(ProtocolError, match="nested"):
+        decoder.feed('51-["x",' + "[" * (depth - 1) + P0 + "]" * (depth - 1) + "]")
+    assert not decoder.waiting
+
+
+def test_nesting_up_to_max_depth_round_trips():
+    decoder = Decoder()
+    packet = decoder.feed('2["x",' + "[" * 99 + "]" * 99 + "]")
+    assert encode(packet) == ['2["x",' + "[" * 99 + "]" * 99 + "]"]
+    text = '2["x","\\"' + "[" * 500 + '"]'  # an escaped quote, then brackets inside the string
+    assert decoder.feed(text).data == ["x", '"' + "[" * 500]
 
 
 def test_the_event_name_cannot_be_an_attachment():

@@ -75,21 +75,29 @@ class Proxy:
         self.port = free_port()
         self.backends = backends
         self.process: subprocess.Popen[str] | None = None
+        # a file, not the pipe read for "listening": lines nobody reads would fill the pipe and block the proxy
+        self.log_path = ARTIFACTS / f"proxy-{os.getpid()}-{id(self)}.log"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Proxy:
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "proxy.py"), str(self.port), *self.backends],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "tests" / "proxy.py"), str(self.port), *self.backends],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
         wait_for_line(self.process, "listening")
         return self
+
+    def log(self) -> str:
+        """What the proxy said on stderr: one line per 502, and any traceback."""
+        return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

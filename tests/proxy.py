@@ -2,10 +2,16 @@
 
 Every HTTP request (not every connection) goes to the next backend in turn,
 as nginx without ip_hash does, and so does every WebSocket. A backend that
-refuses the connection or drops it before answering (a stopping process) is
-skipped for the next one, as nginx's default ``proxy_next_upstream error``
-does; any answer it gives, errors included, goes back to the client. Run as
-``python tests/proxy.py PORT BACKEND_URL...``; it prints ``listening`` when ready.
+refuses the connection (a stopped process) is skipped for the next one, as
+nginx's default ``proxy_next_upstream error`` does: each request tries every
+backend at most once, in turn from its own starting point (concurrent requests
+must not send each other's retry back to the backend that just refused). A
+backend that drops a request it was sent is skipped too, but only for an
+idempotent one: nginx does not resend a POST (no ``non_idempotent``), it
+answers 502, and so do we when no backend answered. Any answer a backend
+gives, errors included, goes back to the client. Run as
+``python tests/proxy.py PORT BACKEND_URL...``; it prints ``listening`` on
+stdout when ready, and one line per request resent or answered 502 on stderr.
 """
 
 import asyncio
@@ -27,10 +33,12 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
+# What nginx resends to the next backend after an error (``proxy_next_upstream`` without ``non_idempotent``).
+IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
 
 
 def make_app(backends: list[str]) -> web.Application:
-    turn = itertools.cycle(backends)
+    turn = itertools.count()
     app = web.Application(client_max_size=16 * 1024 * 1024)
 
     async def session(app: web.Application):
@@ -48,16 +56,27 @@ def make_app(backends: list[str]) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         body = await request.read()
-        for attempt in range(len(backends)):
-            backend = next(turn)
+        first = next(turn)
+        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        for backend in (backends[(first + i) % len(backends)] for i in range(len(backends))):
             try:
-                if request.headers.get("Upgrade", "").lower() == "websocket":
+                if websocket:
                     return await relay_websocket(request, backend, headers)
                 return await forward(request, backend, headers, body)
-            except aiohttp.ClientConnectionError:  # refused, or dropped before any answer: it never served it
-                if attempt == len(backends) - 1:
-                    raise
-        raise AssertionError("unreachable")
+            except aiohttp.ClientConnectorError:  # refused: it never saw the request
+                continue
+            except aiohttp.WSServerHandshakeError as exc:  # it answered the upgrade with an error: pass it on
+                return web.Response(status=exc.status, text=exc.message)
+            except aiohttp.ClientConnectionError as exc:  # sent, then dropped before any answer
+                why = f"{backend} dropped a {request.method} it was sent ({exc!r})"
+                if websocket or request.method in IDEMPOTENT:
+                    print(f"resent {request.method} {request.rel_url}: {why}", file=sys.stderr, flush=True)
+                    continue
+                break
+        else:
+            why = "no backend answered"
+        print(f"502 {request.method} {request.rel_url}: {why}", file=sys.stderr, flush=True)
+        return web.Response(status=502, text="Bad Gateway")
 
     async def forward(request: web.Request, backend: str, headers: dict, body: bytes) -> web.StreamResponse:
         async with app["client"].request(

@@ -15,6 +15,9 @@ client waits for it forever. We send it.
 Other ASGI servers (uvicorn) need neither.
 
 3. Shutdown. On SIGTERM daphne runs our ``drain`` before it stops listening.
+Twisted then drops every connection left (``reactor.disconnectAll``) without
+sending what is still buffered for it, so ``drain`` stops listening itself and
+waits until every HTTP request it took has been answered and the answer sent.
 """
 
 from __future__ import annotations
@@ -73,6 +76,9 @@ async def drain(grace: float) -> None:
        not hit by every reconnect in the same instant.
     3. End relayed WebSockets, have the owners answer the GETs we forward, and
        wait (within the grace period) for those answers and our queued messages to leave.
+    4. Stop listening and wait until every request taken is answered and sent
+       (``close_listeners``): a connection dropped with its answer unsent would be a
+       POST lost (a proxy does not resend one) or a GET that a proxy resends elsewhere.
     """
     from ..node import node
     from ..sessions import ENDPOINTS
@@ -92,12 +98,63 @@ async def drain(grace: float) -> None:
     await forwarding.close_relays()
     await forwarding.release_forwarded()
     answered = await forwarding.forwarded_done(max(0.0, deadline - loop.time()))
+    sent = await close_listeners(deadline)
     flushed = await node.flush(max(0.0, deadline - loop.time()))
     logger.info(
-        "shut down: sessions closed%s%s",
+        "shut down: sessions closed%s%s%s",
         "" if answered else "; some forwarded requests unanswered",
+        "" if sent else "; some HTTP answers unsent",
         "" if flushed else "; some cross-process messages unsent",
     )
+
+
+# How often close_listeners looks at the open connections: Twisted has no event for
+# "every answer written and flushed", so the reactor's state is read until it says so.
+CONNECTIONS_POLL = 0.01
+
+
+async def close_listeners(deadline: float) -> bool:
+    """Refuse new connections, then wait until no connection carries a request or unsent bytes.
+
+    Connections the kernel has queued are accepted first (closing the listening
+    socket would reset them after the client sent its request); from then on a
+    connection is refused, so a proxy tries another process and the client sees
+    nothing. A connection is done once its request is answered and the answer has
+    left (a ``Connection: close`` one is then closed by Twisted); an idle keep-alive
+    connection carries nothing and is left to daphne. WebSockets still open are
+    waited for too (their close handshake). True if all were done by ``deadline``.
+    """
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None:
+        return True
+    from twisted.internet import tcp
+    from twisted.web.http import HTTPChannel
+
+    for port in [r for r in reactor.getReaders() if isinstance(r, tcp.Port)]:
+        port.doRead()  # accept what the kernel queued: answered below, not reset by the close
+        port.stopListening()
+
+    def busy() -> bool:
+        writers = set(reactor.getWriters())
+        for connection in {*reactor.getReaders(), *writers}:
+            if not isinstance(connection, tcp.Server):
+                continue
+            # twisted.web wraps the HTTPChannel (HTTP/1.1 or 2 is chosen later); a WebSocket replaced it
+            channel = getattr(connection.protocol, "_channel", connection.protocol)
+            if connection in writers or connection.disconnecting or not isinstance(channel, HTTPChannel):
+                return True  # bytes unsent, closing once they are, or a WebSocket
+            if channel.requests:
+                return True  # a request being answered (a forwarded POST, say)
+        return False
+
+    loop = asyncio.get_running_loop()
+    while True:
+        # first a select() with a timeout: what the connections just accepted sent is read by then
+        await asyncio.sleep(CONNECTIONS_POLL)
+        if not busy():
+            return True
+        if loop.time() >= deadline:
+            return False
 
 
 def close_sessions_on_shutdown() -> None:

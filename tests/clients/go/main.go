@@ -544,10 +544,12 @@ func (r *run) disconnectClient() error {
 	s.Disconnect()
 	err = r.serverReason(tag, "client namespace disconnect")
 	if err != nil && r.transport == "websocket" && strings.Contains(err.Error(), "saw transport close") {
-		// seen with v3.0.6: Disconnect on a manager's last socket closes the WebSocket at once, so the
-		// DISCONNECT packet it queued never leaves (the JS client waits for its write buffer to drain)
-		return unsupported{"the library closes the WebSocket before its DISCONNECT packet is written, so the server " +
-			"sees the transport close instead of a client namespace disconnect: " + err.Error()}
+		// v3.0.6: Disconnect on a manager's last socket writes DISCONNECT through the WebSocket transport's
+		// write queue (a goroutine, websocket.go Write) and then closes the transport, whose DoClose shuts
+		// that queue and the socket without waiting for it; when the close wins, the packet never leaves
+		// (the JS client waits for its write buffer to drain). A race: some runs pass.
+		return unsupported{"the library closed the WebSocket before its queued DISCONNECT packet was written, so " +
+			"the server saw the transport close instead of a client namespace disconnect: " + err.Error()}
 	}
 	return err
 }

@@ -448,12 +448,14 @@ impl Run {
         conn.inbox().clear();
         conn.emit("drop", Payload::Text(vec![]))?;
         match conn.inbox().wait("reconnection", |e| matches!(e, Event::Connect)) {
-            Err(Outcome::Fail(why)) if self.mode == "sync" => {
-                // client::Client::poll_callback reconnects only on IncompleteResponseFromEngineIo; a closed
-                // Engine.IO session (close packet, or the socket closing) ends its poll loop instead
+            Err(Outcome::Fail(why)) if self.mode == "sync" && self.transport == "polling" => {
+                // client::Client::poll_callback reconnects only when a poll fails (an engine.io error); after
+                // the close packet a polling server sends, rust_engineio's Socket::poll returns None (the
+                // packet marked it disconnected) and the poll loop just ends. Over WebSocket the server
+                // closes the socket with no close packet, as Node does: the failed read makes it reconnect.
                 return Err(Outcome::Unsupported(format!(
-                    "rust_socketio 0.6.0's sync client does not reconnect when the server ends the Engine.IO \
-                     session, only on an incomplete response ({why})"
+                    "rust_socketio 0.6.0's sync client does not reconnect after the server's Engine.IO close \
+                     packet (sent over polling): its poll loop ends instead of failing ({why})"
                 )));
             }
             other => other?,

@@ -21,9 +21,10 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..logs import throttled
 from ..node import DEFERRED, PeerUnavailable, key_of_sid, node
 from ..protocol.http import SESSION_ID_UNKNOWN
-from ..sessions import ENDPOINTS, Session
+from ..sessions import ENDPOINTS, HARD_LIMIT, Session
 from .exchange import JSON, PollResponder
 
 if TYPE_CHECKING:
@@ -105,6 +106,20 @@ class RemoteWebSocket:
 
     async def shut(self, code: int = 1000) -> None:
         await node.send(self.relay, {"type": "realtime.ws_shut", "relay_id": self.relay_id, "code": code})
+
+    def buffered(self) -> int:
+        """Nothing here: the relaying process holds the socket, and its own consumer caps what it buffers."""
+        return 0
+
+    def abort(self) -> None:
+        """Ask the relaying process to drop the socket (the Session calls this from sync code)."""
+        task = asyncio.get_running_loop().create_task(self.shut(1011))
+        _aborts.add(task)
+        task.add_done_callback(_aborts.discard)
+
+
+# shut() calls started by abort(), kept until done so that they are not collected half-way
+_aborts: set[asyncio.Task[None]] = set()
 
 
 async def _ws_attach(message: dict[str, Any]) -> Any:
@@ -214,6 +229,19 @@ async def _ws_out(message: dict[str, Any]) -> None:
     consumer = relays.get(message["relay_id"])
     if consumer is not None:
         await consumer.write(message["frame"])
+        limit = HARD_LIMIT * consumer.endpoint.config.max_buffered_bytes
+        if consumer.buffered() > limit:
+            # the client of a relayed WebSocket reads too slowly: drop it here, where its bytes pile up;
+            # the disconnect that follows tells the owner (a transport close there)
+            throttled(
+                logger,
+                logging.WARNING,
+                "slow reader",
+                "sid=%s: relayed WebSocket dropped: the client does not keep up (over %d bytes waiting)",
+                consumer.relayed_sid,
+                limit,
+            )
+            consumer.abort()
 
 
 async def _ws_shut(message: dict[str, Any]) -> None:

@@ -25,8 +25,14 @@ from tests.e2e.test_browser import ARTIFACTS
 from tests.servers import ROOT
 
 UI_DIST = ROOT / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist"
-SCREENSHOTS = ["admin-ui-refused", "admin-ui-servers", "admin-ui-sockets", "admin-ui-socket", "admin-ui-rooms",
-               "admin-ui-disconnected"]
+SCREENSHOTS = [
+    "admin-ui-refused",
+    "admin-ui-servers",
+    "admin-ui-sockets",
+    "admin-ui-socket",
+    "admin-ui-rooms",
+    "admin-ui-disconnected",
+]
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -136,8 +142,9 @@ async def test_a_session_id_logs_in_on_any_process_and_commands_reach_the_other(
     """The UI's protocol without the UI: session id from A works on B; join/leave/emit reach sockets of A."""
     a, b = ui_cluster.servers
     staff = await orm(make_staff, "ui-staff")
-    first = await agent.socket("first").connect(a.url + "/admin", "websocket",
-                                                 auth={"username": staff.username, "password": PASSWORD})
+    first = await agent.socket("first").connect(
+        a.url + "/admin", "websocket", auth={"username": staff.username, "password": PASSWORD}
+    )
     (session_id,) = await first.next_event("session")
     assert (await first.next_event("config"))[0]["supportedFeatures"][:4] == ["EMIT", "JOIN", "LEAVE", "DISCONNECT"]
     await first.disconnect()

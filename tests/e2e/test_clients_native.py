@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
+import socketio
 
 from tests.admin_client import make_token, make_user
 from tests.clients import native
@@ -102,9 +103,34 @@ def native_servers(django_db_setup):
     }
     for process in processes.values():
         process.start()
+    for process in processes.values():
+        warm_up(process)
     yield processes
     for process in processes.values():
         process.stop()
+
+
+def warm_up(process: ServerProcess) -> None:
+    """One refused CONNECT to /native over each transport, before any program's 5 s timeouts count.
+
+    A fresh server imports the rest of Django, opens its database and checks its first token on
+    its first requests; a program's first scenario would pay for that (several seconds while the
+    other programs start too). A refusal walks the whole path: handshake, CONNECT, token lookup.
+    """
+    for transports in (["polling"], ["websocket"]):
+        client = socketio.Client(reconnection=False)
+        refusals: list[object] = []
+        client.on("connect_error", refusals.append, namespace="/native")
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            client.connect(
+                process.url,
+                namespaces=["/native"],
+                transports=transports,
+                auth={"token": "rt_00000000_" + "A" * 43},
+                wait_timeout=30,
+            )
+        client.disconnect()
+        assert refusals == [{"message": "invalid token"}], refusals
 
 
 @pytest.fixture(scope="module")

@@ -43,8 +43,10 @@ PeerGoneHook = Callable[[str], Awaitable[None]]
 OUTBOX_LIMIT = 10_000
 # Longest wait for one channel-layer call (publish, subscribe). A Redis that accepts the
 # connection and never answers (stopped, blackholed) would otherwise block the sender
-# task, and every socket.join() behind it, forever; past this it counts as an outage.
-LAYER_TIMEOUT = 2.0
+# task, and every socket.join() behind it, forever; past this it counts as an outage. Not shorter:
+# a process busy with a connect storm can leave a healthy Redis's answer unread for seconds, and
+# taking that for an outage refuses every forwarded request (measured in the soak: 2 s was too short).
+LAYER_TIMEOUT = 10.0
 # Every queued message is counted with this much overhead on top of its strings and bytes.
 MESSAGE_OVERHEAD = 64
 # After we begin to listen (start-up, end of an outage), an unknown sid key may still name a

@@ -341,19 +341,17 @@ class Session:
         try:
             packets = decode_payload(body)
         except ProtocolError as exc:
-            throttled(
-                logger,
-                logging.WARNING,
-                "parse error",
-                "sid=%s closed: parse error in polling payload (%s)",
-                self.sid,
-                exc,
-            )
-            await self._apply(self.conn.close("parse error"))
+            await self._polling_parse_error(exc)
             return None
         if packet_logger.isEnabledFor(logging.DEBUG):
             packet_logger.debug("sid=%s poll <- %r", self.sid, redact_frame(body))
         return packets
+
+    async def _polling_parse_error(self, exc: ProtocolError) -> None:
+        throttled(
+            logger, logging.WARNING, "parse error", "sid=%s closed: parse error in polling payload (%s)", self.sid, exc
+        )
+        await self._apply(self.conn.close("parse error"))
 
     async def receive_packets(self, packets: list[Packet]) -> None:
         """Act on the packets of a POST that has been answered already."""
@@ -361,15 +359,7 @@ class Session:
             try:
                 events = self.conn.receive(packet, self._loop.time())
             except ProtocolError as exc:
-                throttled(
-                    logger,
-                    logging.WARNING,
-                    "parse error",
-                    "sid=%s closed: parse error in polling payload (%s)",
-                    self.sid,
-                    exc,
-                )
-                await self._apply(self.conn.close("parse error"))
+                await self._polling_parse_error(exc)
                 return
             await self._apply(events)
 

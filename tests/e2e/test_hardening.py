@@ -51,6 +51,22 @@ async def good_client(server, room, transports=("websocket",)):
     return client
 
 
+async def polling_member(http, base, room):
+    """A raw polling session connected to NS and in ``room``: (sid, its URL)."""
+    async with http.get(base) as r:
+        sid = json.loads((await r.text())[1:])["sid"]
+    url = f"{base}&sid={sid}"
+    async with http.post(url, data=f"40{NS},") as r:
+        assert r.status == 200
+    async with http.get(url) as r:
+        assert (await r.text()).startswith(f"40{NS},")
+    async with http.post(url, data=f'42{NS},1["join","{room}"]') as r:
+        assert r.status == 200
+    async with http.get(url) as r:
+        assert f"43{NS},1" in await r.text()
+    return sid, url
+
+
 async def blind_pongs(send, stop):
     """What the attacker of the issue did: a pong every so often, whatever the server sent."""
     while not stop.is_set():
@@ -118,17 +134,7 @@ async def test_volatile_packets_are_dropped_for_a_client_that_does_not_keep_up(d
 async def test_polling_client_that_never_gets_is_dropped(limited):
     base = f"{limited.url}/socket.io/?EIO=4&transport=polling"
     async with aiohttp.ClientSession() as http:
-        async with http.get(base) as r:
-            sid = json.loads((await r.text())[1:])["sid"]
-        url = f"{base}&sid={sid}"
-        async with http.post(url, data=f"40{NS},") as r:
-            assert r.status == 200
-        async with http.get(url) as r:
-            assert (await r.text()).startswith(f"40{NS},")
-        async with http.post(url, data=f'42{NS},1["join","flood-poll"]') as r:
-            assert r.status == 200
-        async with http.get(url) as r:
-            assert f"43{NS},1" in await r.text()
+        sid, url = await polling_member(http, base, "flood-poll")
         good = await good_client(limited, "flood-poll")
         good.target = 100
         mark = limited.mark()
@@ -179,17 +185,7 @@ async def test_blind_pongs_do_not_keep_a_polling_client_that_never_gets_alive(li
 async def test_lone_surrogate_is_sent_back_as_its_json_escape_to_every_transport(limited):
     base = f"{limited.url}/socket.io/?EIO=4&transport=polling"
     async with aiohttp.ClientSession() as http:
-        async with http.get(base) as r:
-            sid = json.loads((await r.text())[1:])["sid"]
-        url = f"{base}&sid={sid}"
-        async with http.post(url, data=f"40{NS},") as r:
-            assert r.status == 200
-        async with http.get(url) as r:
-            assert (await r.text()).startswith(f"40{NS},")
-        async with http.post(url, data=f'42{NS},1["join","surrogates"]') as r:
-            assert r.status == 200
-        async with http.get(url) as r:
-            assert f"43{NS},1" in await r.text()
+        _, url = await polling_member(http, base, "surrogates")
         websocket_member = await good_client(limited, "surrogates")
         relayed = asyncio.get_running_loop().create_future()
         websocket_member.on("relayed", lambda *args: relayed.set_result(args), namespace=NS)

@@ -74,11 +74,7 @@ def cpu_seconds(server: ServerProcess) -> float:
 
 
 def rss_kib(server: ServerProcess) -> int:
-    assert server.process is not None
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS in /proc status")
+    return server.rss() // 1024
 
 
 async def sessions_gone(server: ServerProcess, keep: set[str], timeout: float = 20.0) -> set[str]:

@@ -25,7 +25,7 @@ from .exceptions import AckTimeout, ClusterUnavailable
 from .logs import throttled
 from .node import node
 from .protocol import socketio
-from .rooms import group_name, local
+from .rooms import group_name, local, owner_key
 from .sessions import Outgoing
 
 if TYPE_CHECKING:
@@ -137,7 +137,11 @@ class BroadcastOperator:
             return await node.publish(group_name(self.namespace), {**message, "via": None})
         published = True
         for room in dict.fromkeys(self.rooms):
-            published &= await node.publish(group_name(self.namespace, room), {**message, "via": room})
+            routed = {**message, "via": room}
+            key = owner_key(room)
+            if key is not None and key != node.key:
+                published &= await node.send(key, routed)  # its holder does not subscribe the group
+            published &= await node.publish(group_name(self.namespace, room), routed)
         return published
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from .limits import Rate, TokenBucket
 from .node import node
 from .policy import acheck_join
 from .protocol import socketio
-from .rooms import group_name, local
+from .rooms import group_name, local, new_socket_id, owner_key
 from .sessions import Outgoing
 
 if TYPE_CHECKING:
@@ -164,7 +163,7 @@ class Socket:
     """One client connected to one namespace."""
 
     def __init__(self, connection: Connection, nsp: Namespace, handshake: Handshake, user: Any) -> None:
-        self.id = secrets.token_urlsafe(15)
+        self.id = new_socket_id(node.key)
         self.connection = connection
         self.nsp = nsp
         self.namespace = nsp.name
@@ -254,7 +253,7 @@ class Socket:
             if len(self.rooms) >= self.connection.server.limits.max_rooms:
                 raise LimitExceeded("too many rooms")
             self.rooms.add(room)
-            if local.add(self, room):
+            if local.add(self, room) and owner_key(room) != node.key:
                 await node.join(group_name(self.namespace, room))
             if self.connected:
                 await signals.room_joined.asend(sender=type(self.nsp), socket=self, room=room)

@@ -67,6 +67,24 @@ async def test_emit_to_a_socket_id_on_another_process(agent, cluster):
     assert await heard(s["c0"]) == [["dm"]]
 
 
+async def test_a_socket_ids_room_joined_on_other_processes_reaches_each_member_once(agent, cluster):
+    """A socket's own room is no group where it lives (direct routing), yet others may join it."""
+    s = await spread(agent, cluster, per_server=2)
+    target = s["c0"].id
+    assert len(target) == 20
+    for name in ("a1", "b0", "c1"):  # another process's socket, and one beside the target
+        await s[name].emit_with_ack("join", target, "room-z")
+    for sender in ("a0", "b1"):
+        spec = {"event": "news", "to": [target, "room-z"], "args": [sender]}
+        assert await s[sender].emit_with_ack("broadcast", spec) == ["sent"]
+        for name in ("a1", "b0", "c0", "c1"):
+            assert await heard(s[name]) == [[sender]], (sender, name)
+    await s["b0"].emit_with_ack("leave", target, "room-z")
+    assert await s["a0"].emit_with_ack("broadcast", {"event": "news", "to": [target], "args": ["left"]}) == ["sent"]
+    for name, expected in {"a1": 1, "b0": 0, "c0": 1, "c1": 1}.items():
+        assert await heard(s[name]) == [["left"]] * expected, name
+
+
 def post_json(url, body):
     request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     return json.loads(urllib.request.urlopen(request, timeout=10).read())

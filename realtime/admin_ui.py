@@ -55,10 +55,9 @@ from .conf import AdminUISettings
 from .exceptions import ClusterUnavailable, ConnectionRefused
 from .logs import RateLimitedLogger
 from .namespaces import Namespace, Socket, event
-from .node import node
 from .protocol import socketio
 from .protocol.engine import Transport
-from .rooms import local
+from .runtime import current
 from .server import io
 
 logger = logging.getLogger("realtime.admin_ui")
@@ -96,11 +95,11 @@ def plain(value: Any) -> Any:
 
 def client_id(socket: Socket) -> str:
     """The UI groups sockets by client; a digest of the sid, because the sid itself opens the session."""
-    return hashlib.sha256(socket.connection.session.sid.encode()).hexdigest()[:12]
+    return hashlib.sha256(socket.session.sid.encode()).hexdigest()[:12]
 
 
 def transport_of(socket: Socket) -> str:
-    return str(socket.connection.session.conn.transport.value)
+    return str(socket.session.transport.value)
 
 
 def serialize(socket: Socket) -> dict[str, Any]:
@@ -161,7 +160,7 @@ class Monitor:
 
     # -- the lifecycle of every socket, relayed while a UI watches --------------------
     async def socket_connected(self, sender: Any, socket: Socket, **kwargs: Any) -> None:
-        if socket.connection.session.conn.transport is Transport.POLLING:
+        if socket.session.transport is Transport.POLLING:
             self.polling.add(socket)
         if self.config.events and socket.namespace != self.config.namespace:
             socket.on_any(lambda *args: self._event("event_received", socket, args))
@@ -199,28 +198,30 @@ class Monitor:
         """This process's ``server_stats``; being asked means a UI watches (the lease is renewed)."""
         self.watched_until = time.monotonic() + LEASE
         await self._report_upgrades()
-        sockets = [s for by_id in list(local.sockets.values()) for s in list(by_id.values())]
-        sessions = {s.connection.session for s in sockets}
+        runtime = current()
+        member = runtime.member
+        sockets = [m.handle for m in runtime.rooms.members()]
+        sessions = {s.session for s in sockets}
         return {
-            "serverId": self.config.server_id or node.id,
-            "hostname": node.host,
-            "pid": node.pid,
-            "uptime": round(time.time() - node.started, 1),
+            "serverId": self.config.server_id or member.id,
+            "hostname": member.host,
+            "pid": member.pid,
+            "uptime": round(time.time() - member.started, 1),
             "clientsCount": len(sessions),
-            "pollingClientsCount": sum(1 for s in sessions if s.conn.transport is Transport.POLLING),
-            "namespaces": [{"name": name, "socketsCount": len(by_id)} for name, by_id in list(local.sockets.items())],
+            "pollingClientsCount": sum(1 for s in sessions if s.transport is Transport.POLLING),
+            "namespaces": [{"name": name, "socketsCount": count} for name, count in runtime.rooms.namespaces().items()],
         }
 
     async def sockets(self) -> list[dict[str, Any]]:
         """Every local socket of every namespace, for ``all_sockets``."""
         self.watched_until = time.monotonic() + LEASE
-        return [serialize(s) for by_id in list(local.sockets.values()) for s in list(by_id.values()) if s.connected]
+        return [serialize(m.handle) for m in current().rooms.members() if m.connected]
 
     async def _report_upgrades(self) -> None:
         for socket in list(self.polling):
             if not socket.connected:
                 self.polling.discard(socket)
-            elif socket.connection.session.conn.transport is not Transport.POLLING:
+            elif socket.session.transport is not Transport.POLLING:
                 self.polling.discard(socket)
                 await self.tell("socket_updated", {"id": socket.id, "nsp": socket.namespace, "transport": "websocket"})
 

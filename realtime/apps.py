@@ -7,12 +7,21 @@ class RealtimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import broadcast, checks, cluster, policy, receivers  # noqa: F401  checks; layer handlers; receivers
-        from .consumers.daphne import close_sessions_on_shutdown, patch_daphne
-        from .node import node
+        """Build this process's runtime (once), then hook up the checks, receivers and daphne's gaps.
 
+        Django imports an app's modules only once its registry is ready, so
+        everything that needs models or settings is imported here, not at the top.
+        """
+        from . import checks, receivers  # noqa: F401  system checks and signal receivers register on import
+        from .consumers.daphne import close_sessions_on_shutdown, patch_daphne
+        from .registry import Registry
+        from .runtime import install
+        from .server import start_runtime
+
+        runtime = install(start_runtime())
+        self.registry = Registry(runtime.member.info())
         install_admin_ui()
-        node.install_log_filter()  # one channels-redis ERROR per Redis outage, not one a second
+        runtime.member.install_log_filter()  # one channels-redis ERROR per Redis outage, not one a second
         patch_daphne()
         close_sessions_on_shutdown()
 

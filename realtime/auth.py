@@ -17,15 +17,13 @@ scope already carried ``user`` (set by your own middleware, such as
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from http.cookies import SimpleCookie
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from asgiref.sync import iscoroutinefunction
 from channels.db import database_sync_to_async
@@ -34,7 +32,6 @@ from django.contrib.auth import get_user
 from django.contrib.auth.models import AnonymousUser
 from django.core.signals import setting_changed
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import tokens
@@ -44,9 +41,6 @@ from .logs import RateLimitedLogger, clip
 from .protocol.http import credentials_allowed
 from .security import request_site
 from .sessions import ClientRequest
-
-if TYPE_CHECKING:
-    from .namespaces import Socket
 
 logger = logging.getLogger("realtime.auth")
 limited = RateLimitedLogger(logger)
@@ -222,11 +216,18 @@ async def authenticate(request: ClientRequest, auth: dict[str, Any]) -> Identity
 # -- what a namespace requires ------------------------------------------------------------
 
 
-async def authorize(socket: Socket) -> None:
-    """Refuse with "permission denied" unless the socket's user and credential may use its namespace."""
-    nsp, user, credential = socket.nsp, socket.user, getattr(socket, "credential", None)
+class Requirements(Protocol):
+    """What a namespace class may require of who connects (``Namespace`` has these attributes)."""
+
+    login_required: bool
+    permission_required: str | Sequence[str]
+    groups_required: Sequence[str]
+
+
+async def authorize(nsp: Requirements, namespace: str, user: Any, credential: Any) -> None:
+    """Refuse with "permission denied" unless ``user`` and ``credential`` may use ``namespace``."""
     allows = getattr(credential, "allows_namespace", None)
-    if allows is not None and not allows(socket.namespace):
+    if allows is not None and not allows(namespace):
         raise ConnectionRefused(PERMISSION_DENIED)
     needs_login = nsp.login_required or nsp.permission_required or nsp.groups_required
     if needs_login and not user.is_authenticated:
@@ -235,7 +236,7 @@ async def authorize(socket: Socket) -> None:
         raise ConnectionRefused(PERMISSION_DENIED)
 
 
-def _passes(nsp: Any, user: Any) -> bool:
+def _passes(nsp: Requirements, user: Any) -> bool:
     """Permissions (all of them) and groups (any of them): the ORM part of ``authorize``."""
     perms = nsp.permission_required
     perms = (perms,) if isinstance(perms, str) else tuple(perms)
@@ -243,37 +244,6 @@ def _passes(nsp: Any, user: Any) -> bool:
         return False
     groups = tuple(nsp.groups_required)
     return not groups or user.groups.filter(name__in=groups).exists()
-
-
-# -- sockets whose credential expires ---------------------------------------------------------
-
-_expiry: weakref.WeakKeyDictionary[Any, asyncio.TimerHandle] = weakref.WeakKeyDictionary()
-_tasks: set[asyncio.Task[Any]] = set()
-
-
-def arm_expiry(socket: Socket) -> None:
-    """Disconnect ``socket`` when its credential's ``expires`` passes (re-arming replaces the timer)."""
-    old = _expiry.pop(socket, None)
-    if old is not None:
-        old.cancel()
-    expires = getattr(socket.credential, "expires", None)
-    if expires is None or not socket.connected:
-        return
-    delay = max(0.0, (expires - timezone.now()).total_seconds())
-    _expiry[socket] = socket.connection.session.call_later(delay, lambda: _spawn(_expire(socket)))
-
-
-async def _expire(socket: Socket) -> None:
-    _expiry.pop(socket, None)
-    if socket.connected:
-        logger.info("socket %s disconnected: its credential expired", socket.id)
-        await socket.disconnect()
-
-
-def _spawn(coro: Any) -> None:
-    task = asyncio.get_running_loop().create_task(coro)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
 
 
 # -- the Django session ---------------------------------------------------------------------

@@ -13,35 +13,32 @@ views, signal receivers, Celery tasks and management commands.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
 from .exceptions import AckTimeout, ClusterUnavailable
-from .logs import throttled
-from .node import node
 from .protocol import socketio
-from .rooms import group_name, local, owner_key
+from .protocol.cluster import Broadcast
+from .runtime import Runtime, current
 from .sessions import Outgoing
 
-if TYPE_CHECKING:
-    from .namespaces import Socket
 
-Frames = Outgoing
+class AckTarget(Protocol):
+    """A socket as a broadcast's emit_with_ack sees it (namespaces.Socket)."""
 
-logger = logging.getLogger("realtime.socketio")
+    async def emit_with_ack(self, event_name: str, *args: Any, timeout: float = 5.0) -> list[Any]: ...
 
 
-def encode_frames(packet: socketio.Packet) -> Frames:
+def encode_frames(packet: socketio.Packet) -> Outgoing:
     """A Socket.IO packet as the Engine.IO messages that carry it, encoded once."""
     return Outgoing.of(socketio.encode(packet))
 
 
-def event_frames(namespace: str, event: str, args: Iterable[Any], ack_id: int | None = None) -> Frames:
+def event_frames(namespace: str, event: str, args: Iterable[Any], ack_id: int | None = None) -> Outgoing:
     return encode_frames(socketio.Packet(socketio.PacketType.EVENT, namespace, [event, *args], ack_id))
 
 
@@ -65,6 +62,9 @@ class BroadcastOperator:
     is_local: bool = False
     ack_timeout: float | None = None
     compressed: bool = field(default=True)
+    sync_wrapped = True  # in a def handler its emit blocks (handlers.py)
+    # None: the process's runtime; a socket's operators carry the socket's (a test may run two in one loop)
+    runtime: Runtime | None = field(default=None, compare=False, repr=False)
 
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
         return replace(self, rooms=self.rooms + tuple(r for room in rooms for r in _names(room)))
@@ -94,15 +94,19 @@ class BroadcastOperator:
 
     async def emit(self, event: str, *args: Any) -> None:
         """Deliver locally and publish to the other processes; ClusterUnavailable if the latter failed."""
-        frames = event_frames(self.namespace, event, args)
-        published = True
-        if not self.is_local and node.clustered:
-            # other processes first: their fan-out then overlaps ours instead of following it
-            published = await self._publish(frames, event, args)
-            await asyncio.sleep(0)  # let the sender task put it on the wire
-        targets = local.select(self.namespace, self.rooms, self.except_rooms, self.except_ids)
-        await _deliver(targets, frames, self.is_volatile, event, args)
-        if not published:
+        outgoing = event_frames(self.namespace, event, args)
+        message = Broadcast(
+            namespace=self.namespace,
+            rooms=self.rooms,
+            except_rooms=self.except_rooms,
+            except_ids=self.except_ids,
+            volatile=self.is_volatile,
+            event=event,
+            args=args,
+            frames=outgoing.payloads,
+            via=None,
+        )
+        if not await (self.runtime or current()).broadcast(message, outgoing, local=self.is_local):
             raise ClusterUnavailable()
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
@@ -113,70 +117,15 @@ class BroadcastOperator:
         """
         if self.ack_timeout is None:
             raise ValueError("call .timeout(seconds) before emit_with_ack on a broadcast")
-        targets = local.select(self.namespace, self.rooms, self.except_rooms, self.except_ids)
-        calls = [asyncio.ensure_future(s.emit_with_ack(event, *args, timeout=self.ack_timeout)) for s in targets]
+        members = (self.runtime or current()).rooms.select(
+            self.namespace, self.rooms, self.except_rooms, self.except_ids
+        )
+        sockets = [cast(AckTarget, member.handle) for member in members]
+        calls = [asyncio.ensure_future(s.emit_with_ack(event, *args, timeout=self.ack_timeout)) for s in sockets]
         results = await asyncio.gather(*calls, return_exceptions=True)
         if any(isinstance(r, AckTimeout) for r in results):
             raise AckTimeout(f"{sum(isinstance(r, AckTimeout) for r in results)} of {len(results)} clients did not ack")
         return [r for r in results if not isinstance(r, BaseException)]
-
-    async def _publish(self, frames: Frames, event: str, args: tuple[Any, ...]) -> bool:
-        """One message per room group; False if any could not be queued (layer down, queue full)."""
-        message = {
-            "type": "realtime.broadcast",
-            "ns": self.namespace,
-            "rooms": list(self.rooms),
-            "except_rooms": list(self.except_rooms),
-            "except_ids": list(self.except_ids),
-            "volatile": self.is_volatile,
-            "event": event,
-            "args": list(args),
-            "frames": [p.data for p in frames.packets],
-        }
-        if not self.rooms:
-            return await node.publish(group_name(self.namespace), {**message, "via": None})
-        published = True
-        for room in dict.fromkeys(self.rooms):
-            routed = {**message, "via": room}
-            key = owner_key(room)
-            if key is not None and key != node.key:
-                published &= await node.send(key, routed)  # its holder does not subscribe the group
-            published &= await node.publish(group_name(self.namespace, room), routed)
-        return published
-
-
-async def _deliver(targets: list[Socket], frames: Frames, volatile: bool, event: str, args: tuple[Any, ...]) -> None:
-    """Write to every target; what goes wrong for one (a listener raising) is logged and skipped."""
-    for socket in targets:
-        try:
-            await socket.send_frames(frames, volatile=volatile, event=event, args=args)
-        except Exception:
-            throttled(
-                logger, logging.ERROR, "deliver", "broadcast to %s failed; the others go on", socket, exc_info=True
-            )
-
-
-async def _receive_broadcast(message: dict[str, Any]) -> None:
-    """A broadcast from another process: serve the local sockets it reaches through ``via``.
-
-    A socket in several of the target rooms gets the broadcast only through
-    the first of them in the list, so it is delivered exactly once.
-    """
-    namespace, via, rooms = message["ns"], message["via"], message["rooms"]
-    if via is None:
-        targets = local.select(namespace, (), message["except_rooms"], message["except_ids"])
-    else:
-        earlier = rooms[: rooms.index(via)]
-        targets = [
-            s
-            for s in local.select(namespace, (via,), message["except_rooms"], message["except_ids"])
-            if not any(room in s.rooms for room in earlier)
-        ]
-    frames = Outgoing.of(message["frames"])
-    await _deliver(targets, frames, message["volatile"], message["event"], tuple(message["args"]))
-
-
-node.on("realtime.broadcast", _receive_broadcast)
 
 
 async def aemit(

@@ -1,6 +1,6 @@
 """Cluster-wide operations: every serving process answers for its own sockets.
 
-Each ``a``-prefixed coroutine asks all live processes (node.py) and merges
+Each ``a``-prefixed coroutine asks all live processes (member.py) and merges
 their answers; a process that died simply does not answer, and the call
 returns when every live peer has answered or CLUSTER_TIMEOUT has passed.
 The unprefixed twins are for sync code (views, tasks, commands, the shell).
@@ -17,8 +17,21 @@ from typing import Any
 from asgiref.sync import async_to_sync
 
 from .conf import realtime_settings
-from .node import NODES_GROUP, node
-from .rooms import local
+from .handlers import call
+from .namespaces import Socket
+from .protocol.cluster import (
+    CredentialsChanged,
+    DisconnectSockets,
+    Envelope,
+    FetchRooms,
+    FetchSockets,
+    Message,
+    RoomsChanged,
+    ServerEvent,
+    SocketsJoin,
+    SocketsLeave,
+)
+from .runtime import Runtime, current
 
 
 @dataclass(frozen=True)
@@ -38,12 +51,14 @@ def _timeout(timeout: float | None) -> float:
     return timeout if timeout is not None else realtime_settings()["CLUSTER_TIMEOUT"] / 1000
 
 
-def _selected(message: dict[str, Any]) -> list[Any]:
-    room = message.get("room")
-    return local.select(message["ns"], [room] if room else [])
+def _sockets(runtime: Runtime, namespace: str | None = None, room: str | None = None) -> list[Socket]:
+    """This process's sockets (of ``namespace``, in ``room``), as the runtime's Rooms knows them."""
+    rooms = runtime.rooms
+    members = rooms.members() if namespace is None else rooms.select(namespace, [room] if room else [])
+    return [member.handle for member in members]
 
 
-def _describe(socket: Any) -> dict[str, Any]:
+def _describe(socket: Socket, server: str) -> dict[str, Any]:
     h = socket.handshake
     user = socket.user
     return {
@@ -61,58 +76,8 @@ def _describe(socket: Any) -> dict[str, Any]:
             "issued": h.issued,
             "url": h.url,
         },
-        "server": node.id,
+        "server": server,
     }
-
-
-# -- what each process answers ---------------------------------------------------------
-
-
-async def _fetch(message: dict[str, Any]) -> list[dict[str, Any]]:
-    return [_describe(s) for s in _selected(message)]
-
-
-async def _join(message: dict[str, Any]) -> int:
-    sockets = _selected(message)
-    for socket in sockets:
-        await socket.join(*message["rooms"])
-    return len(sockets)
-
-
-async def _leave(message: dict[str, Any]) -> int:
-    sockets = _selected(message)
-    for socket in sockets:
-        await socket.leave(*message["rooms"])
-    return len(sockets)
-
-
-async def _disconnect(message: dict[str, Any]) -> int:
-    sockets = _selected(message)
-    for socket in sockets:
-        await socket.disconnect(close=message["close"])
-    return len(sockets)
-
-
-async def _rooms(message: dict[str, Any]) -> dict[str, int]:
-    namespace = message["ns"]
-    ids = set(local.sockets.get(namespace, {}))
-    return {room: len(members) for room, members in local.rooms.get(namespace, {}).items() if room not in ids}
-
-
-_server_handlers: dict[str, Callable[..., Any]] = {}
-
-
-async def _server_event(message: dict[str, Any]) -> Any:
-    handler = _server_handlers.get(message["event"])
-    if handler is None:
-        return None
-    from .handlers import call
-
-    return await call(handler, *message["args"])
-
-
-def _local_sockets() -> list[Any]:
-    return [socket for sockets in list(local.sockets.values()) for socket in list(sockets.values())]
 
 
 def _key(value: Any) -> str:
@@ -120,37 +85,93 @@ def _key(value: Any) -> str:
     return str(value)
 
 
-async def _credentials_changed(message: dict[str, Any]) -> int:
-    """Revoked tokens and users lose their sockets here; a token whose expiry moved is re-armed."""
-    from .auth import arm_expiry
-
-    tokens, users = set(message.get("tokens", ())), set(message.get("users", ()))
-    expiries = message.get("expiries", {})
-    dropped = 0
-    for socket in _local_sockets():
-        token_id = getattr(socket.credential, "pk", None)
-        user = socket.user
-        user_id = _key(user.pk) if getattr(user, "is_authenticated", False) else None
-        if (token_id is not None and _key(token_id) in tokens) or (user_id is not None and user_id in users):
-            await socket.disconnect()
-            dropped += 1
-        elif token_id is not None and _key(token_id) in expiries:
-            expires = expiries[_key(token_id)]
-            socket.credential.expires = datetime.fromisoformat(expires) if expires else None
-            arm_expiry(socket)
-    return dropped
+# Handlers of server_side_emit events: filled by @on_server_event where the project's modules are
+# imported (like Django's signal receivers), read by every process that answers.
+_server_handlers: dict[str, Callable[..., Any]] = {}
 
 
-for _type, _handler in {
-    "realtime.fetch_sockets": _fetch,
-    "realtime.sockets_join": _join,
-    "realtime.sockets_leave": _leave,
-    "realtime.disconnect_sockets": _disconnect,
-    "realtime.rooms": _rooms,
-    "realtime.server_event": _server_event,
-    "realtime.credentials_changed": _credentials_changed,
-}.items():
-    node.on(_type, _handler)
+class Answers:
+    """What each process answers for its own sockets: the handlers of the runtime's dispatch table."""
+
+    def __init__(self, runtime: Runtime, policies_changed: Callable[[], None]) -> None:
+        self.runtime = runtime
+        self.policies_changed = policies_changed
+
+    def table(self) -> dict[type[Message], Callable[[Envelope], Any]]:
+        return {
+            FetchSockets: self.fetch,
+            SocketsJoin: self.join,
+            SocketsLeave: self.leave,
+            DisconnectSockets: self.disconnect,
+            FetchRooms: self.rooms,
+            ServerEvent: self.server_event,
+            CredentialsChanged: self.credentials_changed,
+            RoomsChanged: self.rooms_changed,
+        }
+
+    async def fetch(self, envelope: Envelope) -> list[dict[str, Any]]:
+        message = envelope.message
+        assert isinstance(message, FetchSockets)
+        server = self.runtime.member.id
+        return [_describe(s, server) for s in _sockets(self.runtime, message.namespace, message.room)]
+
+    async def join(self, envelope: Envelope) -> int:
+        message = envelope.message
+        assert isinstance(message, SocketsJoin)
+        sockets = _sockets(self.runtime, message.namespace, message.room)
+        for socket in sockets:
+            await socket.join(*message.rooms)
+        return len(sockets)
+
+    async def leave(self, envelope: Envelope) -> int:
+        message = envelope.message
+        assert isinstance(message, SocketsLeave)
+        sockets = _sockets(self.runtime, message.namespace, message.room)
+        for socket in sockets:
+            await socket.leave(*message.rooms)
+        return len(sockets)
+
+    async def disconnect(self, envelope: Envelope) -> int:
+        message = envelope.message
+        assert isinstance(message, DisconnectSockets)
+        sockets = _sockets(self.runtime, message.namespace, message.room)
+        for socket in sockets:
+            await socket.disconnect(close=message.close)
+        return len(sockets)
+
+    async def rooms(self, envelope: Envelope) -> dict[str, int]:
+        assert isinstance(envelope.message, FetchRooms)
+        return self.runtime.rooms.counts(envelope.message.namespace)
+
+    async def server_event(self, envelope: Envelope) -> Any:
+        message = envelope.message
+        assert isinstance(message, ServerEvent)
+        handler = _server_handlers.get(message.event)
+        if handler is None:
+            return None
+        return await call(handler, *message.args)
+
+    async def credentials_changed(self, envelope: Envelope) -> int:
+        """Revoked tokens and users lose their sockets here; a token whose expiry moved is re-armed."""
+        message = envelope.message
+        assert isinstance(message, CredentialsChanged)
+        tokens, users, expiries = set(message.tokens), set(message.users), dict(message.expiries)
+        dropped = 0
+        for socket in _sockets(self.runtime):
+            token_id = getattr(socket.credential, "pk", None)
+            user = socket.user
+            user_id = _key(user.pk) if getattr(user, "is_authenticated", False) else None
+            if (token_id is not None and _key(token_id) in tokens) or (user_id is not None and user_id in users):
+                await socket.disconnect()
+                dropped += 1
+            elif token_id is not None and _key(token_id) in expiries:
+                expires = expiries[_key(token_id)]
+                socket.credential.expires = datetime.fromisoformat(expires) if expires else None
+                socket.arm_expiry()
+        return dropped
+
+    async def rooms_changed(self, envelope: Envelope) -> None:
+        self.policies_changed()
 
 
 # -- the API -------------------------------------------------------------------------
@@ -160,32 +181,31 @@ async def afetch_sockets(
     room: str | None = None, namespace: str = "/", timeout: float | None = None
 ) -> list[SocketInfo]:
     """Every socket in ``room`` (or in the namespace) on every live process."""
-    message = {"type": "realtime.fetch_sockets", "ns": namespace, "room": room}
-    answers = await node.request_all(message, _timeout(timeout))
+    answers = await current().ask_all(FetchSockets(namespace=namespace, room=room), _timeout(timeout))
     return [SocketInfo(**info) for answer in answers for info in answer or ()]
 
 
 async def asockets_join(rooms: str | Iterable[str], room: str | None = None, namespace: str = "/") -> int:
     """Make the sockets in ``room`` (all when None) join ``rooms``; how many sockets did."""
-    message = {"type": "realtime.sockets_join", "ns": namespace, "room": room, "rooms": _list(rooms)}
-    return sum(await node.request_all(message, _timeout(None)))
+    message = SocketsJoin(namespace=namespace, room=room, rooms=_names(rooms))
+    return sum(await current().ask_all(message, _timeout(None)))
 
 
 async def asockets_leave(rooms: str | Iterable[str], room: str | None = None, namespace: str = "/") -> int:
-    message = {"type": "realtime.sockets_leave", "ns": namespace, "room": room, "rooms": _list(rooms)}
-    return sum(await node.request_all(message, _timeout(None)))
+    message = SocketsLeave(namespace=namespace, room=room, rooms=_names(rooms))
+    return sum(await current().ask_all(message, _timeout(None)))
 
 
 async def adisconnect_sockets(room: str | None = None, namespace: str = "/", close: bool = False) -> int:
     """Disconnect the sockets in ``room`` (all when None); they see ``io server disconnect``."""
-    message = {"type": "realtime.disconnect_sockets", "ns": namespace, "room": room, "close": close}
-    return sum(await node.request_all(message, _timeout(None)))
+    message = DisconnectSockets(namespace=namespace, room=room, close=close)
+    return sum(await current().ask_all(message, _timeout(None)))
 
 
-async def arooms(namespace: str = "/") -> dict[str, int]:
+async def arooms(namespace: str = "/", runtime: Runtime | None = None) -> dict[str, int]:
     """Every room of the namespace with its member count, cluster-wide (sockets' own rooms left out)."""
     total: Counter[str] = Counter()
-    for answer in await node.request_all({"type": "realtime.rooms", "ns": namespace}, _timeout(None)):
+    for answer in await (runtime or current()).ask_all(FetchRooms(namespace=namespace), _timeout(None)):
         total.update(answer or {})
     return dict(total)
 
@@ -202,8 +222,7 @@ def on_server_event(event: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
 async def aserver_side_emit(event: str, *args: Any, timeout: float | None = None) -> list[Any]:
     """Run ``event``'s server handler on every live process; their return values (the acks)."""
-    message = {"type": "realtime.server_event", "event": event, "args": list(args)}
-    return await node.request_all(message, _timeout(timeout))
+    return await current().ask_all(ServerEvent(event=event, args=args), _timeout(timeout))
 
 
 async def adisconnect_credentials(
@@ -216,19 +235,25 @@ async def adisconnect_credentials(
     revocation reaches the sockets in one channel-layer hop and the caller
     (a receiver in an admin request or a management command) never waits.
     """
-    message = {
-        "type": "realtime.credentials_changed",
-        "tokens": [_key(t) for t in tokens],
-        "users": [_key(u) for u in users],
-        "expiries": {_key(k): v.isoformat() if v else None for k, v in (expiries or {}).items()},
-    }
-    await _credentials_changed(message)
-    if node.clustered:
-        await node.publish(NODES_GROUP, message)
+    runtime = current()
+    message = CredentialsChanged(
+        tokens=tuple(_key(t) for t in tokens),
+        users=tuple(_key(u) for u in users),
+        expiries=tuple((_key(k), v.isoformat() if v else None) for k, v in (expiries or {}).items()),
+    )
+    await runtime.dispatch[CredentialsChanged](Envelope(runtime.key, message))
+    await runtime.tell_all(message)
 
 
-def _list(rooms: str | Iterable[str]) -> list[str]:
-    return [rooms] if isinstance(rooms, str) else list(rooms)
+async def ainvalidate_room_policies() -> None:
+    """Make every serving process (this one too) reread the Room table at its next checked join."""
+    runtime = current()
+    await runtime.dispatch[RoomsChanged](Envelope(runtime.key, RoomsChanged()))
+    await runtime.tell_all(RoomsChanged())
+
+
+def _names(rooms: str | Iterable[str]) -> tuple[str, ...]:
+    return (rooms,) if isinstance(rooms, str) else tuple(rooms)
 
 
 fetch_sockets = async_to_sync(afetch_sockets)
@@ -238,3 +263,4 @@ disconnect_sockets = async_to_sync(adisconnect_sockets)
 rooms = async_to_sync(arooms)
 server_side_emit = async_to_sync(aserver_side_emit)
 disconnect_credentials = async_to_sync(adisconnect_credentials)
+invalidate_room_policies = async_to_sync(ainvalidate_room_policies)

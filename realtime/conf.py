@@ -61,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
     # What receives the Engine.IO messages of a session: a callable taking
     # the Session and returning an object with on_open/on_message/on_close.
     # The Socket.IO server by default; realtime.testing.EchoHandler echoes.
-    "HANDLER": "realtime.server.Connection",
+    "HANDLER": "realtime.server.Client",
     # Who is connecting: authenticator classes (import strings), tried in order
     # at every CONNECT, like DRF's DEFAULT_AUTHENTICATION_CLASSES. Each returns
     # a user (or (user, credential)), None to pass, or raises ConnectionRefused.

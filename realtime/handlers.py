@@ -26,17 +26,20 @@ async def call(fn: Callable[..., Any], *args: Any) -> Any:
     """Run a user handler the way its definition asks for."""
     if is_async(fn):
         return await fn(*args)
-    return await database_sync_to_async(fn)(*(SyncSocket(a) if _is_socket(a) else a for a in args))
+    return await database_sync_to_async(fn)(*(SyncSocket(a) if _wraps(a) else a for a in args))
 
 
-def _is_socket(value: Any) -> bool:
-    from .namespaces import Socket
+def _wraps(value: Any) -> bool:
+    """Objects whose class says ``sync_wrapped = True`` (Socket, BroadcastOperator, ...) are wrapped.
 
-    return isinstance(value, Socket)
+    A marker the classes carry, rather than a list of them here: this module
+    sits below the Socket.IO layer and imports none of it.
+    """
+    return getattr(type(value), "sync_wrapped", False) is True
 
 
 class SyncSocket:
-    """The Socket as a sync handler sees it: coroutine methods become blocking calls.
+    """A Socket as a sync handler sees it: coroutine methods become blocking calls.
 
     Broadcast operators it hands out (``socket.to(room)``, ``socket.broadcast``)
     are wrapped the same way, so ``socket.to("room").emit("x")`` works in a
@@ -57,12 +60,9 @@ class SyncSocket:
 
 
 def _sync(value: Any) -> Any:
-    from .broadcast import BroadcastOperator
-    from .namespaces import EngineConnection, TimedEmit
-
     if inspect.iscoroutinefunction(value):
         return async_to_sync(value)
-    if isinstance(value, BroadcastOperator | TimedEmit | EngineConnection):
+    if _wraps(value):
         return SyncSocket(value)
     if inspect.ismethod(value):
 

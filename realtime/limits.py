@@ -11,6 +11,8 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from .conf import realtime_settings
+
 _PERIODS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
 
@@ -72,3 +74,33 @@ class KeyedBuckets:
         else:
             self._buckets.move_to_end(key)
         return bucket.take(now)
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What one Socket.IO client may hold (``REALTIME``'s MAX_* settings), read once per server."""
+
+    max_namespaces: int
+    max_rooms: int
+    max_pending_acks: int
+    max_running_handlers: int
+    max_attachments: int
+    max_attachment_bytes: int
+    attachment_timeout: float
+    rate_limits: dict[str, Rate]
+    strikes: int
+
+    @classmethod
+    def from_settings(cls) -> ClientLimits:
+        conf = realtime_settings()
+        return cls(
+            max_namespaces=conf["MAX_NAMESPACES"],
+            max_rooms=conf["MAX_ROOMS_PER_SOCKET"],
+            max_pending_acks=conf["MAX_PENDING_ACKS"],
+            max_running_handlers=conf["MAX_RUNNING_HANDLERS"],
+            max_attachments=conf["MAX_ATTACHMENTS"],
+            max_attachment_bytes=conf["MAX_ATTACHMENT_BYTES"],
+            attachment_timeout=conf["ATTACHMENT_TIMEOUT"] / 1000,
+            rate_limits={name: Rate.parse(rate) for name, rate in conf["RATE_LIMITS"].items()},
+            strikes=conf["RATE_LIMIT_STRIKES"],
+        )

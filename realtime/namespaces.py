@@ -7,24 +7,26 @@ request; a handler's return value is the acknowledgement.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
+
+from django.utils import timezone
 
 from . import signals
-from .broadcast import BroadcastOperator, Frames, event_frames
+from .broadcast import BroadcastOperator, event_frames
 from .exceptions import AckTimeout, LimitExceeded
-from .limits import Rate, TokenBucket
-from .node import node
-from .policy import acheck_join
+from .limits import ClientLimits, Rate, TokenBucket
+from .policy import RoomPolicies
 from .protocol import socketio
-from .rooms import group_name, local, new_socket_id, owner_key
-from .sessions import Outgoing
+from .rooms import Member, new_socket_id
+from .runtime import Runtime, current
+from .sessions import Outgoing, Session
 
-if TYPE_CHECKING:
-    from .server import Connection
+auth_logger = logging.getLogger("realtime.auth")
 
 NamespaceMatcher = str | re.Pattern[str] | Callable[[str], bool]
 
@@ -92,6 +94,9 @@ class Namespace:
                     events[name] = attr
         cls._events = events
 
+    # None: the process's runtime; the Server that creates the instance sets its own (a test may run two)
+    runtime: Runtime | None = None
+
     def __init__(self, name: str) -> None:
         self.name = name
 
@@ -125,7 +130,7 @@ class Namespace:
     # -- broadcasting -------------------------------------------------------
     @property
     def broadcast(self) -> BroadcastOperator:
-        return BroadcastOperator(self.name)
+        return BroadcastOperator(self.name, runtime=self.runtime)
 
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
         return self.broadcast.to(*rooms)
@@ -141,7 +146,8 @@ class Namespace:
     @property
     def sockets(self) -> dict[str, Socket]:
         """This process's sockets in the namespace, by id."""
-        return dict(local.sockets.get(self.name, {}))
+        runtime = self.runtime or current()
+        return {member.id: member.handle for member in runtime.rooms.members(self.name)}
 
 
 @dataclass(frozen=True)
@@ -159,42 +165,78 @@ class Handshake:
     issued: float = field(default=0.0)
 
 
+class SocketOwner(Protocol):
+    """The Socket.IO client holding a socket (``server.Client``), as the socket sees it."""
+
+    session: Session
+    limits: ClientLimits
+    runtime: Runtime
+    policies: RoomPolicies
+    sockets: dict[str, Socket]
+
+    async def socket_closed(self, socket: Socket, reason: str) -> None: ...
+    def spawn(self, coro: Any) -> None: ...
+
+
 class Socket:
     """One client connected to one namespace."""
 
-    def __init__(self, connection: Connection, nsp: Namespace, handshake: Handshake, user: Any) -> None:
-        self.id = new_socket_id(node.key)
-        self.connection = connection
+    sync_wrapped = True  # a def handler gets it with blocking methods (handlers.py)
+
+    def __init__(self, client: SocketOwner, nsp: Namespace, handshake: Handshake, user: Any) -> None:
+        self.client = client
+        self.runtime = client.runtime
+        self.member = Member(new_socket_id(self.runtime.key), nsp.name, client.session, self)
+        self.id = self.member.id
         self.nsp = nsp
         self.namespace = nsp.name
         self.handshake = handshake
         self.user = user
         self.credential: Any = None  # what authenticated the user: an AccessToken, or None for a session
         self.data: dict[str, Any] = {}
-        self.rooms: set[str] = set()
-        self.connected = False
         # tuples until something is added: most sockets never get a listener of their own
         self.packet_middleware: Sequence[Callable[..., Any]] = nsp.packet_middleware
         self.any_listeners: Sequence[Callable[..., Any]] = ()
-        self.any_outgoing_listeners: Sequence[Callable[..., Any]] = ()
-        self.messages_in = self.messages_out = 0  # read by the live-connection registry
-        self._held: list[Frames] | None = []  # frames emitted during on_connect, sent after CONNECT
+        self.messages_in = 0  # read by the live-connection registry
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
         # limits (realtime.server): acks this socket still owes the client, rate buckets, refusals
         self.answering = 0
         self.buckets: dict[str, TokenBucket] | None = None
         self.strikes: tuple[float, int] = (0.0, 0)
+        self.expiry: asyncio.TimerHandle | None = None  # when the credential expires (server.arm_expiry)
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.namespace}>"
+
+    @property
+    def session(self) -> Session:
+        """The Engine.IO session under this socket (shared by the client's other namespaces)."""
+        return self.client.session
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this socket is in, its own id's included (the process's Rooms holds them)."""
+        return frozenset(self.member.rooms)
+
+    @property
+    def connected(self) -> bool:
+        return self.member.connected
+
+    @property
+    def messages_out(self) -> int:
+        return self.member.messages_out
+
+    @property
+    def any_outgoing_listeners(self) -> Sequence[Callable[..., Any]]:
+        return self.member.outgoing_listeners
 
     # -- sending ------------------------------------------------------------
     async def emit(self, event_name: str, *args: Any) -> None:
         """Send an event to this client."""
         if socketio.is_reserved_event(event_name):
             raise ValueError(f"{event_name!r} is a reserved event name")
-        await self.send_frames(event_frames(self.namespace, event_name, args), event=event_name, args=args)
+        await self.member.deliver(event_frames(self.namespace, event_name, args), event=event_name, args=args)
 
     async def emit_with_ack(self, event_name: str, *args: Any, timeout: float = 5.0) -> list[Any]:
         """Send an event and return the arguments of the client's answer, always as a list.
@@ -203,7 +245,7 @@ class Socket:
         gives ``[["a", "b"]]``, ``cb("a", "b")`` gives ``["a", "b"]``, ``cb()`` gives ``[]``.
         Raises ``LimitExceeded`` past MAX_PENDING_ACKS calls still waiting on this socket.
         """
-        limit = self.connection.server.limits.max_pending_acks
+        limit = self.client.limits.max_pending_acks
         if len(self._acks) >= limit:
             raise LimitExceeded(f"{self} has {limit} acknowledgements pending (MAX_PENDING_ACKS)")
         ack_id = self._next_ack
@@ -211,7 +253,8 @@ class Socket:
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = future
         try:
-            await self.send_frames(event_frames(self.namespace, event_name, args, ack_id), event=event_name, args=args)
+            frames = event_frames(self.namespace, event_name, args, ack_id)
+            await self.member.deliver(frames, event=event_name, args=args)
             answer = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise AckTimeout(f"{self} did not acknowledge {event_name!r} within {timeout} s") from None
@@ -219,43 +262,27 @@ class Socket:
             self._acks.pop(ack_id, None)
         return answer
 
-    async def send_frames(self, frames: Frames, *, volatile: bool = False, event: str = "", args: Any = ()) -> None:
-        """Write already-encoded frames; the broadcast path calls this once per recipient."""
-        if self._held is not None:
-            self._held.append(frames)
-            return
-        if not self.connected:
-            return
-        session = self.connection.session
-        if volatile and not session.can_send_now:
-            return
-        self.messages_out += 1
-        if event:
-            for listener in self.any_outgoing_listeners:
-                listener(event, *args)
-        await session.send_outgoing(frames)
-
     async def send_packet(self, packet: socketio.Packet) -> None:
         parts = socketio.encode(packet)
-        if len(parts) == 1 and self._held is None and self.connected:
+        member = self.member
+        if len(parts) == 1 and member.held is None and member.connected:
             # an ack or a control packet: one message, no Outgoing to build (Session.send picks the transport)
-            self.messages_out += 1
-            await self.connection.session.send(parts[0])
+            member.messages_out += 1
+            await self.client.session.send(parts[0])
             return
-        await self.send_frames(Outgoing.of(parts))
+        await member.deliver(Outgoing.of(parts))
 
     # -- rooms --------------------------------------------------------------
     async def join(self, *rooms: str | Iterable[str]) -> None:
         """Join rooms; raises ``LimitExceeded`` past MAX_ROOMS_PER_SOCKET (the rooms before it are joined)."""
+        member = self.member
         for room in _flatten(rooms):
-            if room in self.rooms:
+            if room in member.rooms:
                 continue
-            if len(self.rooms) >= self.connection.server.limits.max_rooms:
+            if len(member.rooms) >= self.client.limits.max_rooms:
                 raise LimitExceeded("too many rooms")
-            self.rooms.add(room)
-            if local.add(self, room) and owner_key(room) != node.key:
-                await node.join(group_name(self.namespace, room))
-            if self.connected:
+            await self.runtime.join(member, room)
+            if member.connected:
                 await signals.room_joined.asend(sender=type(self.nsp), socket=self, room=room)
 
     async def join_checked(self, *rooms: str | Iterable[str]) -> None:
@@ -266,24 +293,23 @@ class Socket:
         """
         names = _flatten(rooms)
         for room in names:
-            if room not in self.rooms:
-                await acheck_join(self, room)
+            if room not in self.member.rooms:
+                await self.client.policies.check_join(self.namespace, room, self.user)
         await self.join(names)
 
     async def leave(self, *rooms: str | Iterable[str]) -> None:
+        member = self.member
         for room in _flatten(rooms):
-            if room not in self.rooms:
+            if room not in member.rooms:
                 continue
-            self.rooms.discard(room)
-            if local.discard(self, room):
-                await node.leave(group_name(self.namespace, room))
-            if self.connected:
+            await self.runtime.leave(member, room)
+            if member.connected:
                 await signals.room_left.asend(sender=type(self.nsp), socket=self, room=room)
 
     # -- broadcasting from this socket (the sender is left out) ---------------
     @property
     def broadcast(self) -> BroadcastOperator:
-        return BroadcastOperator(self.namespace, except_ids=(self.id,))
+        return BroadcastOperator(self.namespace, except_ids=(self.id,), runtime=self.runtime)
 
     def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
         return self.broadcast.to(*rooms)
@@ -296,7 +322,9 @@ class Socket:
     @property
     def volatile(self) -> BroadcastOperator:
         """``socket.volatile.emit(...)``: to this client only, dropped if it cannot take it now."""
-        return BroadcastOperator(self.namespace, rooms=(self.id,), is_volatile=True, is_local=True)
+        return BroadcastOperator(
+            self.namespace, rooms=(self.id,), is_volatile=True, is_local=True, runtime=self.runtime
+        )
 
     def timeout(self, seconds: float) -> TimedEmit:
         """``socket.timeout(s).emit_with_ack(...)``: to this client, answered within ``s`` (as in Node)."""
@@ -304,14 +332,14 @@ class Socket:
 
     # -- the Engine.IO connection under the socket ------------------------------
     @property
-    def conn(self) -> EngineConnection:
+    def conn(self) -> Conn:
         """Node's ``socket.conn``: the Engine.IO connection's id and transport, and ``close()``."""
-        return EngineConnection(self.connection.session)
+        return Conn(self.client.session)
 
     @property
     def transport(self) -> str:
         """``"polling"`` or ``"websocket"``: the transport carrying this socket now (changes on upgrade)."""
-        return self.conn.transport
+        return self.client.session.transport.value
 
     # -- listeners ------------------------------------------------------------
     def use(self, middleware: Callable[..., Any]) -> None:
@@ -323,43 +351,58 @@ class Socket:
         self.any_listeners = [*self.any_listeners, listener]
 
     def on_any_outgoing(self, listener: Callable[..., Any]) -> None:
-        """Call ``listener(event, *args)`` for every event sent to this client."""
-        self.any_outgoing_listeners = [*self.any_outgoing_listeners, listener]
+        """Call ``listener(event, *args)`` for every event sent to this client (broadcasts too)."""
+        self.member.outgoing_listeners = [*self.member.outgoing_listeners, listener]
 
     # -- ending ---------------------------------------------------------------
     async def disconnect(self, close: bool = False) -> None:
         """Disconnect from this namespace (the client sees ``io server disconnect``); ``close`` ends the session."""
-        if self.connected:
+        if self.member.connected:
             await self.send_packet(socketio.Packet(socketio.PacketType.DISCONNECT, self.namespace))
-            await self.connection.socket_closed(self, "server namespace disconnect")
+            await self.client.socket_closed(self, "server namespace disconnect")
         if close:
-            for other in list(self.connection.sockets.values()):  # as in Node: every namespace, then the session
+            for other in list(self.client.sockets.values()):  # as in Node: every namespace, then the session
                 await other.disconnect()
-            await self.connection.session.close("forced close")
+            await self.client.session.close("forced close")
+
+    # -- a credential that expires --------------------------------------------
+    def arm_expiry(self) -> None:
+        """Disconnect when the credential's ``expires`` passes (re-arming replaces the timer)."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        expires = getattr(self.credential, "expires", None)
+        if expires is None or not self.member.connected:
+            return
+        delay = max(0.0, (expires - timezone.now()).total_seconds())
+        self.expiry = self.client.session.call_later(delay, lambda: self.client.spawn(self._expire()))
+
+    async def _expire(self) -> None:
+        self.expiry = None
+        if self.member.connected:
+            auth_logger.info("socket %s disconnected: its credential expired", self.id)
+            await self.disconnect()
 
     # -- called by the server -------------------------------------------------
     async def opened(self) -> None:
         """CONNECT accepted: register, join the own room, then release what on_connect emitted."""
-        held, self._held = self._held or [], None
-        self.connected = True
-        if local.add_socket(self):
-            await node.join(group_name(self.namespace))
+        held = self.member.release()
+        await self.runtime.add(self.member)
         await self.join(self.id)
         await self.send_packet(socketio.Packet(socketio.PacketType.CONNECT, self.namespace, {"sid": self.id}))
         for frames in held:
-            await self.send_frames(frames)
+            await self.member.deliver(frames)
 
     async def closed(self) -> None:
-        """Forget the socket everywhere: rooms, groups, pending acks."""
-        for room in list(self.rooms) if self.connected else ():
+        """Forget the socket everywhere: rooms, groups, pending acks, its expiry timer."""
+        member = self.member
+        for room in list(member.rooms) if member.connected else ():
             await signals.room_left.asend(sender=type(self.nsp), socket=self, room=room)
-        self.connected = False
-        emptied, namespace_empty = local.remove_socket(self)
-        for room in emptied:
-            await node.leave(group_name(self.namespace, room))
-        if namespace_empty:
-            await node.leave(group_name(self.namespace))
-        self.rooms.clear()
+        member.connected = False
+        await self.runtime.remove(member)
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
         for future in self._acks.values():
             if not future.done():
                 future.set_exception(AckTimeout(f"{self} disconnected before acknowledging"))
@@ -374,6 +417,7 @@ class TimedEmit:
     """What ``socket.timeout(seconds)`` returns: the next acknowledged emit to that one socket."""
 
     __slots__ = ("seconds", "socket")
+    sync_wrapped = True
 
     def __init__(self, socket: Socket, seconds: float) -> None:
         self.socket = socket
@@ -383,12 +427,13 @@ class TimedEmit:
         return await self.socket.emit_with_ack(event_name, *args, timeout=self.seconds)
 
 
-class EngineConnection:
+class Conn:
     """``socket.conn``: the Engine.IO session one client's sockets share (one per sid)."""
 
     __slots__ = ("_session",)
+    sync_wrapped = True  # a def handler gets its coroutine methods as blocking calls (handlers.py)
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
 
     @property
@@ -398,7 +443,7 @@ class EngineConnection:
 
     @property
     def transport(self) -> str:
-        return self._session.conn.transport.value
+        return self._session.transport.value
 
     async def close(self) -> None:
         """Drop the connection without a Socket.IO DISCONNECT: the client reconnects by itself.

@@ -9,19 +9,17 @@ limit) do more work, and only for the rooms that have them.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
-from . import cluster
 from .conf import realtime_settings
 from .exceptions import EventRefused
-from .node import NODES_GROUP, node
 
-if TYPE_CHECKING:
-    from .namespaces import Socket
+# namespace -> every room of it with its member count, cluster-wide (the server asks the cluster)
+RoomCounts = Callable[[str], Awaitable[dict[str, int]]]
 
 ROOM_CLOSED = "room is closed"
 ROOM_FULL = "room is full"
@@ -45,10 +43,16 @@ class RoomPolicy:
     is_open: bool
 
 
-class DeclaredRooms:
-    """This process's copy of the Room table; ``invalidate`` drops it."""
+class RoomPolicies:
+    """This process's copy of the Room table and the checks made against it.
 
-    def __init__(self) -> None:
+    Owned by the Socket.IO server, which hands it ``counts`` (a cluster-wide
+    member count, asked only for rooms with a member limit); ``invalidate``
+    drops the copy, so the next checked join reads the table again.
+    """
+
+    def __init__(self, counts: RoomCounts) -> None:
+        self.counts = counts
         self._rooms: dict[tuple[str, str], RoomPolicy] | None = None
         self._generation = 0
 
@@ -65,8 +69,21 @@ class DeclaredRooms:
         self._generation += 1
         self._rooms = None
 
-
-declared = DeclaredRooms()
+    async def check_join(self, namespace: str, room: str, user: Any) -> None:
+        """Raise ``RoomRefused`` unless ``user`` may join ``room`` of ``namespace`` now."""
+        policy = await self.get(namespace, room)
+        if policy is None:
+            if realtime_settings()["REQUIRE_DECLARED_ROOMS"]:
+                raise RoomRefused(NO_SUCH_ROOM)
+            return
+        if not policy.is_open:
+            raise RoomRefused(ROOM_CLOSED)
+        if not await _admits(policy, user):
+            raise RoomRefused(PERMISSION_DENIED)
+        if policy.member_limit is not None:
+            members = (await self.counts(namespace)).get(room, 0)
+            if members >= policy.member_limit:
+                raise RoomRefused(ROOM_FULL)
 
 
 def _load() -> dict[tuple[str, str], RoomPolicy]:
@@ -87,23 +104,6 @@ def _load() -> dict[tuple[str, str], RoomPolicy]:
     }
 
 
-async def acheck_join(socket: Socket, room: str) -> None:
-    """Raise ``RoomRefused`` unless ``socket`` may join ``room`` now."""
-    policy = await declared.get(socket.namespace, room)
-    if policy is None:
-        if realtime_settings()["REQUIRE_DECLARED_ROOMS"]:
-            raise RoomRefused(NO_SUCH_ROOM)
-        return
-    if not policy.is_open:
-        raise RoomRefused(ROOM_CLOSED)
-    if not await _admits(policy, socket.user):
-        raise RoomRefused(PERMISSION_DENIED)
-    if policy.member_limit is not None:
-        members = (await cluster.arooms(socket.namespace)).get(room, 0)
-        if members >= policy.member_limit:
-            raise RoomRefused(ROOM_FULL)
-
-
 async def _admits(policy: RoomPolicy, user: Any) -> bool:
     access = policy.access
     if access == "public":
@@ -121,24 +121,3 @@ async def _admits(policy: RoomPolicy, user: Any) -> bool:
 
 def _in_groups(user: Any, names: frozenset[str]) -> bool:
     return bool(names) and user.groups.filter(name__in=names).exists()
-
-
-# -- keeping every process's copy fresh --------------------------------------------------------
-
-
-async def _forget(message: dict[str, Any]) -> None:
-    declared.invalidate()
-
-
-node.on("realtime.rooms_changed", _forget)
-
-
-async def ainvalidate_everywhere() -> None:
-    """Make every serving process (this one too) reread the Room table at its next checked join."""
-    declared.invalidate()
-    if node.clustered:
-        await node.publish(NODES_GROUP, {"type": "realtime.rooms_changed"})
-
-
-# Sync twin, for receivers and commands.
-invalidate_everywhere = async_to_sync(ainvalidate_everywhere)

@@ -15,15 +15,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from . import cluster, policy
+from . import cluster
 from .conf import realtime_settings
 from .models import AccessToken, Room
-from .registry import registry
 from .signals import client_connected, client_disconnected
 
 logger = logging.getLogger("realtime.receivers")
@@ -32,13 +32,13 @@ logger = logging.getLogger("realtime.receivers")
 @receiver(client_connected)
 async def socket_connected(sender: Any, socket: Any, **kwargs: Any) -> None:
     if realtime_settings()["REGISTRY"]:
-        registry.connected(socket)
+        apps.get_app_config("realtime").registry.connected(socket)
 
 
 @receiver(client_disconnected)
 async def socket_disconnected(sender: Any, socket: Any, **kwargs: Any) -> None:
     if realtime_settings()["REGISTRY"]:
-        registry.disconnected(socket)
+        apps.get_app_config("realtime").registry.disconnected(socket)
 
 
 # -- credentials ------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ post_delete.connect(user_deleted, sender=get_user_model(), dispatch_uid="realtim
 
 
 def _rooms_changed(**kwargs: Any) -> None:
-    transaction.on_commit(policy.invalidate_everywhere, robust=True)
+    transaction.on_commit(cluster.invalidate_room_policies, robust=True)
 
 
 post_save.connect(_rooms_changed, sender=Room, dispatch_uid="realtime.room_saved")

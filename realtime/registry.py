@@ -38,7 +38,7 @@ from django.utils import timezone
 from .conf import realtime_settings
 from .models import AccessToken, Connection, Sample, ServerProcess
 from .namespaces import Socket
-from .node import node
+from .protocol.cluster import PeerInfo
 
 logger = logging.getLogger("realtime.registry")
 
@@ -87,7 +87,7 @@ class Entry:
         self.seen_in, self.seen_out = socket.messages_in, socket.messages_out
 
     def current_transport(self) -> str:
-        return self.socket.connection.session.conn.transport.value
+        return self.socket.session.transport.value
 
     def changed(self) -> bool:
         socket = self.socket
@@ -99,7 +99,7 @@ class Entry:
             or self.activity - self.activity_written >= ACTIVITY_RESOLUTION
         )
 
-    def row(self) -> dict[str, Any]:
+    def row(self, server: str) -> dict[str, Any]:
         """The Connection row as plain values (built on the event loop, written in the thread)."""
         socket, h = self.socket, self.socket.handshake
         self.rooms, self.transport, self.activity_written = tuple(socket.rooms), self.current_transport(), self.activity
@@ -109,7 +109,7 @@ class Entry:
         credential = socket.credential
         return {
             "socket_id": socket.id,
-            "sid": socket.connection.session.sid,
+            "sid": socket.session.sid,
             "namespace": socket.namespace,
             "user_id": user.pk if authenticated else None,
             "username": user.get_username() if authenticated else "",
@@ -120,7 +120,7 @@ class Entry:
             "user_agent": h.headers.get("user-agent", "")[:300],
             "connected_at": h.time,
             "last_activity": datetime.fromtimestamp(self.activity, UTC),
-            "server_id": node.key,
+            "server_id": server,
         }
 
 
@@ -136,6 +136,7 @@ class Counters:
 class Batch:
     """One write: everything the thread needs, as plain values."""
 
+    process: PeerInfo
     now: datetime
     resync: bool
     rows: list[dict[str, Any]]
@@ -147,7 +148,10 @@ class Batch:
 
 
 class Registry:
-    def __init__(self) -> None:
+    """This process's live sockets on their way to the database (the app config holds the one of a process)."""
+
+    def __init__(self, process: PeerInfo) -> None:
+        self.process = process
         self.entries: dict[str, Entry] = {}
         self.removed: set[str] = set()
         self.tokens_used: set[Any] = set()
@@ -229,9 +233,10 @@ class Registry:
         tokens_used, self.tokens_used = list(self.tokens_used), set()
         return (
             Batch(
+                process=self.process,
                 now=datetime.fromtimestamp(now, UTC),
                 resync=resync,
-                rows=[entry.row() for entry in entries],
+                rows=[entry.row(self.process.key) for entry in entries],
                 deletes=deletes,
                 heartbeat=heartbeat,
                 dead_before=datetime.fromtimestamp(now - 3 * heartbeat_interval, UTC),
@@ -252,7 +257,7 @@ class Registry:
         totals = (self.counters.messages_in, self.counters.messages_out)
         (last_in, last_out), self._totals = self._totals, totals
         return {
-            "server": node.key,
+            "server": self.process.key,
             "at": datetime.fromtimestamp(previous * width, UTC),
             "seconds": width,
             "connections": len(self.entries),
@@ -267,7 +272,7 @@ def write(batch: Batch) -> bool:
         with transaction.atomic():
             found_self = _heartbeat(batch) if batch.heartbeat else True
             if batch.resync:
-                Connection.objects.filter(server_id=node.key).delete()
+                Connection.objects.filter(server_id=batch.process.key).delete()
             for start in range(0, len(batch.rows), BATCH):
                 rows = [Connection(**row) for row in batch.rows[start : start + BATCH]]
                 Connection.objects.bulk_create(
@@ -288,25 +293,23 @@ def write(batch: Batch) -> bool:
 
 def _heartbeat(batch: Batch) -> bool:
     """Refresh our row (create it when missing) and delete the processes that stopped refreshing theirs."""
-    found = ServerProcess.objects.filter(key=node.key).update(last_seen=batch.now) == 1
+    process = batch.process
+    found = ServerProcess.objects.filter(key=process.key).update(last_seen=batch.now) == 1
     if not found:
         ServerProcess.objects.create(
-            key=node.key,
-            ident=node.id,
-            host=node.host,
-            pid=node.pid,
-            started=datetime.fromtimestamp(node.started, UTC),
+            key=process.key,
+            ident=process.id,
+            host=process.host,
+            pid=process.pid,
+            started=datetime.fromtimestamp(process.started, UTC),
             last_seen=batch.now,
         )
     if batch.resync:  # a process that reused our pid on this host is gone
-        ServerProcess.objects.filter(host=node.host, pid=node.pid).exclude(key=node.key).delete()
-    ServerProcess.objects.filter(last_seen__lt=batch.dead_before).exclude(key=node.key).delete()
+        ServerProcess.objects.filter(host=process.host, pid=process.pid).exclude(key=process.key).delete()
+    ServerProcess.objects.filter(last_seen__lt=batch.dead_before).exclude(key=process.key).delete()
     return found or batch.resync
 
 
 def live_horizon() -> datetime:
     """Rows of processes not seen since then belong to dead processes (the admin hides them)."""
     return timezone.now() - timedelta(milliseconds=3 * realtime_settings()["HEARTBEAT_INTERVAL"])
-
-
-registry = Registry()

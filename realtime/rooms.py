@@ -1,4 +1,4 @@
-"""Rooms: membership kept per process, with one channel-layer group per room per process.
+"""Rooms: which of this process's sockets are in which room (the one owner of that), and delivery.
 
 A broadcast crosses the channel layer once per process (not once per socket):
 each process that has sockets in a room is one member of that room's group,
@@ -7,25 +7,40 @@ sockets. Group names allow only ASCII letters, digits, ``-_.`` and fewer than
 100 characters, so a room name is mapped to a readable prefix plus a SHA-256
 of the exact (namespace, room) pair: any Unicode name works and two rooms
 never share a group.
+
+A ``Member`` is a socket as delivery sees it: the session its frames go to and
+the rooms it is in. The user-facing ``Socket`` (namespaces.py) wraps one and
+asks ``Rooms`` for its rooms, so a broadcast goes down from the encoder to the
+sessions and never climbs back up through the Socket API.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
-from collections import defaultdict
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-if TYPE_CHECKING:
-    from .namespaces import Socket
+from .logs import throttled
+from .sessions import Outgoing, Session
+
+logger = logging.getLogger("realtime.socketio")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # A socket id is the key of the process that holds it (6 hex digits, as in Engine.IO sids) and
 # 14 random URL-safe characters: 20 characters, the length of Socket.IO's own ids.
 _SOCKET_ID = re.compile(r"[0-9a-f]{6}[A-Za-z0-9_-]{14}")
 KEY_LENGTH = 6
+
+
+def group_name(namespace: str, room: str | None = None) -> str:
+    """The channel-layer group of a room (or, with ``room=None``, of the whole namespace)."""
+    key = f"{namespace}\x00" if room is None else f"{namespace}\x00\x01{room}"
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    readable = _UNSAFE.sub("", f"{namespace}.{room or ''}")[:24]
+    return f"rt.{readable}.{digest}"
 
 
 def new_socket_id(key: str) -> str:
@@ -45,56 +60,120 @@ def owner_key(room: str) -> str | None:
     return room[:KEY_LENGTH] if _SOCKET_ID.fullmatch(room) else None
 
 
-def group_name(namespace: str, room: str | None = None) -> str:
-    """The channel-layer group of a room (or, with ``room=None``, of the whole namespace)."""
-    key = f"{namespace}\x00" if room is None else f"{namespace}\x00\x01{room}"
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-    readable = _UNSAFE.sub("", f"{namespace}.{room or ''}")[:24]
-    return f"rt.{readable}.{digest}"
+class Member:
+    """A socket as this process's delivery sees it: its session, its rooms, what waits for its CONNECT."""
+
+    # one per connected socket: no per-instance __dict__
+    __slots__ = (
+        "connected",
+        "handle",
+        "held",
+        "id",
+        "messages_out",
+        "namespace",
+        "outgoing_listeners",
+        "rooms",
+        "session",
+    )
+
+    def __init__(self, socket_id: str, namespace: str, session: Session, handle: Any) -> None:
+        self.id = socket_id
+        self.namespace = namespace
+        self.session = session
+        self.handle = handle  # the Socket wrapping this member, for the Socket.IO layer's own use
+        self.rooms: set[str] = set()  # written by Rooms only
+        self.connected = False
+        self.held: list[Outgoing] | None = []  # what was emitted during on_connect, sent after CONNECT
+        self.messages_out = 0  # read by the live-connection registry
+        # tuples until something is added: most sockets never get a listener of their own
+        self.outgoing_listeners: Sequence[Callable[..., Any]] = ()
+
+    def __repr__(self) -> str:
+        return f"<Member {self.id} {self.namespace}>"
+
+    async def deliver(self, outgoing: Outgoing, volatile: bool = False, event: str = "", args: Any = ()) -> None:
+        """Write once-encoded frames to this socket's session (held until its CONNECT is answered)."""
+        held = self.held
+        if held is not None:
+            held.append(outgoing)
+            return
+        if not self.connected:
+            return
+        session = self.session
+        if volatile and not session.can_send_now:
+            return
+        self.messages_out += 1
+        if event:
+            for listener in self.outgoing_listeners:
+                listener(event, *args)
+        await session.send_outgoing(outgoing)
+
+    def release(self) -> list[Outgoing]:
+        """CONNECT answered: from now on frames go straight out; what was held, in order."""
+        held, self.held = self.held or [], None
+        self.connected = True
+        return held
 
 
-class LocalRooms:
-    """Which of this process's sockets are in which room, per namespace."""
+async def deliver(members: Iterable[Member], outgoing: Outgoing, volatile: bool, event: str, args: Any) -> None:
+    """Write to every member; what goes wrong for one (a listener raising) is logged and skipped."""
+    for member in members:
+        try:
+            await member.deliver(outgoing, volatile, event, args)
+        except Exception:
+            throttled(
+                logger, logging.ERROR, "deliver", "broadcast to %s failed; the others go on", member, exc_info=True
+            )
+
+
+class Rooms:
+    """Which of this process's members are in which room, per namespace: the only copy there is."""
 
     def __init__(self) -> None:
-        self.rooms: dict[str, dict[str, set[Socket]]] = defaultdict(lambda: defaultdict(set))
-        self.sockets: dict[str, dict[str, Socket]] = defaultdict(dict)  # namespace -> socket id -> socket
+        self._rooms: dict[str, dict[str, set[Member]]] = {}  # namespace -> room -> members
+        self._members: dict[str, dict[str, Member]] = {}  # namespace -> socket id -> member
 
-    def add_socket(self, socket: Socket) -> bool:
+    def add_member(self, member: Member) -> bool:
         """Register a connected socket; True when it is the first of its namespace here."""
-        members = self.sockets[socket.namespace]
+        members = self._members.setdefault(member.namespace, {})
         first = not members
-        members[socket.id] = socket
+        members[member.id] = member
         return first
 
-    def remove_socket(self, socket: Socket) -> tuple[list[str], bool]:
-        """Forget a socket: (rooms this process no longer has members in, namespace now empty here)."""
-        emptied = [room for room in list(socket.rooms) if self.discard(socket, room)]
-        members = self.sockets.get(socket.namespace, {})
-        members.pop(socket.id, None)
+    def remove_member(self, member: Member) -> tuple[list[str], bool]:
+        """Forget a socket and its rooms: (rooms this process no longer has members in, namespace now empty)."""
+        emptied = [room for room in list(member.rooms) if self.leave(member, room)]
+        members = self._members.get(member.namespace, {})
+        if members.get(member.id) is member:
+            del members[member.id]
         if not members:
-            self.sockets.pop(socket.namespace, None)
+            self._members.pop(member.namespace, None)
         return emptied, not members
 
-    def add(self, socket: Socket, room: str) -> bool:
-        """True when ``socket`` is the first local member of ``room``."""
-        members = self.rooms[socket.namespace][room]
-        first = not members
-        members.add(socket)
-        return first
+    def join(self, member: Member, room: str) -> bool:
+        """True when ``member`` is the first local member of ``room``."""
+        member.rooms.add(room)
+        by_room = self._rooms.setdefault(member.namespace, {})
+        members = by_room.get(room)
+        if members is None:
+            by_room[room] = {member}
+            return True
+        members.add(member)
+        return False
 
-    def discard(self, socket: Socket, room: str) -> bool:
+    def leave(self, member: Member, room: str) -> bool:
         """True when ``room`` has no local member left."""
-        by_room = self.rooms.get(socket.namespace)
+        member.rooms.discard(room)
+        by_room = self._rooms.get(member.namespace)
         if by_room is None or room not in by_room:
             return False
         members = by_room[room]
-        members.discard(socket)
+        members.discard(member)
         if members:
             return False
         del by_room[room]
         if not by_room:
-            del self.rooms[socket.namespace]
+            del self._rooms[member.namespace]
         return True
 
     def select(
@@ -103,26 +182,57 @@ class LocalRooms:
         rooms: Iterable[str] = (),
         except_rooms: Iterable[str] = (),
         except_ids: Iterable[str] = (),
-    ) -> list[Socket]:
-        """The local sockets a broadcast reaches: in any of ``rooms`` (all when empty), none of ``except_rooms``."""
-        by_room = self.rooms.get(namespace, {})
+    ) -> list[Member]:
+        """The local members a broadcast reaches: in any of ``rooms`` (all when empty), none of ``except_rooms``."""
+        by_room = self._rooms.get(namespace, {})
         rooms = tuple(rooms)
         if rooms:
-            chosen: dict[str, Socket] = {}
+            chosen: dict[str, Member] = {}
             for room in rooms:
-                for socket in by_room.get(room, ()):
-                    chosen[socket.id] = socket
+                for member in by_room.get(room, ()):
+                    chosen[member.id] = member
         else:
-            chosen = dict(self.sockets.get(namespace, {}))
+            chosen = dict(self._members.get(namespace, {}))
         for room in except_rooms:
-            for socket in by_room.get(room, ()):
-                chosen.pop(socket.id, None)
+            for member in by_room.get(room, ()):
+                chosen.pop(member.id, None)
         for socket_id in except_ids:
             chosen.pop(socket_id, None)
         return list(chosen.values())
 
-    def room_names(self, namespace: str) -> list[str]:
-        return list(self.rooms.get(namespace, {}))
+    def first_via(
+        self, namespace: str, via: str, rooms: Sequence[str], except_rooms: Iterable[str], except_ids: Iterable[str]
+    ) -> list[Member]:
+        """The members a broadcast to several rooms reaches through ``via``: not through an earlier room.
 
+        Another process publishes one message per room; a member in several of
+        them gets the broadcast only through the first, so exactly once.
+        """
+        earlier = rooms[: rooms.index(via)] if via in rooms else ()
+        return [
+            m
+            for m in self.select(namespace, (via,), except_rooms, except_ids)
+            if not any(r in m.rooms for r in earlier)
+        ]
 
-local = LocalRooms()
+    def members(self, namespace: str | None = None) -> list[Member]:
+        """This process's members, of one namespace or all."""
+        if namespace is not None:
+            return list(self._members.get(namespace, {}).values())
+        return [member for members in list(self._members.values()) for member in list(members.values())]
+
+    def namespaces(self) -> dict[str, int]:
+        """Namespace -> how many members it has here."""
+        return {name: len(members) for name, members in self._members.items()}
+
+    def counts(self, namespace: str) -> dict[str, int]:
+        """Every room of ``namespace`` with its local member count, sockets' own rooms left out."""
+        ids = self._members.get(namespace, {})
+        return {room: len(members) for room, members in self._rooms.get(namespace, {}).items() if room not in ids}
+
+    def groups(self, key: str) -> list[str]:
+        """The channel-layer groups this process must be in (after an outage, it subscribes to them afresh)."""
+        groups = [group_name(namespace) for namespace in self._members]
+        for namespace, by_room in self._rooms.items():
+            groups.extend(group_name(namespace, room) for room in by_room if owner_key(room) != key)
+        return groups

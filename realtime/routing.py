@@ -17,7 +17,8 @@ from .conf import realtime_settings
 from .consumers.polling import PollingConsumer
 from .consumers.websocket import WebSocketConsumer
 from .protocol.engine import EngineConfig
-from .sessions import ENDPOINTS, Endpoint, HandlerFactory
+from .runtime import current
+from .sessions import Endpoint, HandlerFactory
 
 
 def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overrides: Any) -> Endpoint:
@@ -47,8 +48,7 @@ def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overri
 
 def urlpatterns_for(endpoint: Endpoint, path: str) -> tuple[list[Any], list[Any]]:
     """(http patterns, websocket patterns) serving ``endpoint`` at ``/<path>/``."""
-    endpoint.path = path
-    ENDPOINTS[path] = endpoint
+    current().serve(endpoint, path)
     pattern = rf"^{re.escape(path)}/$"
     return (
         [re_path(pattern, PollingConsumer.as_asgi(endpoint=endpoint))],
@@ -56,14 +56,11 @@ def urlpatterns_for(endpoint: Endpoint, path: str) -> tuple[list[Any], list[Any]
     )
 
 
-_default: tuple[list[Any], list[Any]] | None = None
-
-
 def _default_patterns() -> tuple[list[Any], list[Any]]:
-    global _default
-    if _default is None:
-        _default = urlpatterns_for(endpoint_from_settings(), realtime_settings()["PATH"])
-    return _default
+    """The patterns of the settings' endpoint; the HTTP and WebSocket routes share one Endpoint."""
+    path = realtime_settings()["PATH"]
+    endpoint = current().endpoints.get(path) or endpoint_from_settings()
+    return urlpatterns_for(endpoint, path)
 
 
 def http_urlpatterns() -> list[Any]:

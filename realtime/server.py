@@ -1,7 +1,7 @@
 """Socket.IO v5 dispatch: CONNECT and auth, events to handlers, acks, DISCONNECT.
 
-``Connection`` is the handler of one Engine.IO session (the seam in
-sessions.py); ``Server`` knows the namespaces. ``io`` is the process's
+``Client`` is the handler of one Engine.IO session (the seam in
+sessions.py); ``Server`` knows the namespaces. ``io`` is the project's
 server, which ``@io.on(...)`` registers handlers on.
 """
 
@@ -12,21 +12,23 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from . import signals
-from .auth import arm_expiry, authenticate, authorize
+from .auth import authenticate, authorize
 from .broadcast import BroadcastOperator
 from .checks import import_namespace_entry
+from .cluster import Answers, arooms
 from .conf import realtime_settings
 from .exceptions import ConnectionRefused, EventRefused
 from .handlers import call
-from .limits import Rate, TokenBucket
+from .limits import ClientLimits, TokenBucket
 from .logs import redact_packet, throttled
 from .namespaces import Handshake, Namespace, Socket, utcnow
+from .policy import RoomPolicies
 from .protocol import socketio
 from .protocol.errors import ProtocolError
+from .runtime import Dispatch, Runtime, current
 from .sessions import Session
 
 logger = logging.getLogger("realtime.socketio")
@@ -38,51 +40,32 @@ PT = socketio.PacketType
 STRIKE_WINDOW = 10.0
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one client may hold (``REALTIME``'s MAX_* settings), read once per process."""
-
-    max_namespaces: int
-    max_rooms: int
-    max_pending_acks: int
-    max_running_handlers: int
-    max_attachments: int
-    max_attachment_bytes: int
-    attachment_timeout: float
-    rate_limits: dict[str, Rate]
-    strikes: int
-
-    @classmethod
-    def from_settings(cls) -> Limits:
-        conf = realtime_settings()
-        return cls(
-            max_namespaces=conf["MAX_NAMESPACES"],
-            max_rooms=conf["MAX_ROOMS_PER_SOCKET"],
-            max_pending_acks=conf["MAX_PENDING_ACKS"],
-            max_running_handlers=conf["MAX_RUNNING_HANDLERS"],
-            max_attachments=conf["MAX_ATTACHMENTS"],
-            max_attachment_bytes=conf["MAX_ATTACHMENT_BYTES"],
-            attachment_timeout=conf["ATTACHMENT_TIMEOUT"] / 1000,
-            rate_limits={name: Rate.parse(rate) for name, rate in conf["RATE_LIMITS"].items()},
-            strikes=conf["RATE_LIMIT_STRIKES"],
-        )
-
-
 class Server:
-    """The namespaces of this process: static ones by name, dynamic ones by matcher."""
+    """The namespaces of this process: static ones by name, dynamic ones by matcher.
 
-    def __init__(self) -> None:
+    ``io`` is the project's (like Django's ``admin.site``: user code registers
+    on it at import time); a test that runs two runtimes in one event loop
+    gives each a Server of its own with ``runtime=``.
+    """
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self.runtime = runtime  # None: the process's runtime
         self.classes: list[type[Namespace]] = []
         self.instances: dict[str, Namespace] = {}
         self._decorated: dict[str, type[Namespace]] = {}
         self._loaded = False
-        self._limits: Limits | None = None
+        self._limits: ClientLimits | None = None
+        self.policies = RoomPolicies(lambda namespace: arooms(namespace, runtime=self.runtime))
 
     @property
-    def limits(self) -> Limits:
+    def limits(self) -> ClientLimits:
         if self._limits is None:
-            self._limits = Limits.from_settings()
+            self._limits = ClientLimits.from_settings()
         return self._limits
+
+    def layer_handlers(self, runtime: Runtime) -> Dispatch:
+        """What the Socket.IO layer answers on the channel layer, for ``runtime``'s dispatch table."""
+        return Answers(runtime, self.policies.invalidate).table()
 
     def register(self, cls: type[Namespace]) -> type[Namespace]:
         """Add a Namespace class (also usable as a class decorator)."""
@@ -129,38 +112,52 @@ class Server:
         self.load()
         for cls in self.classes:
             if cls.matches(name):
-                instance = self.instances[name] = cls(name)
-                return instance
+                return self._keep(name, cls(name))
         if name == "/":
-            instance = self.instances[name] = Namespace("/")
-            return instance
+            return self._keep(name, Namespace("/"))
         return None
 
+    def _keep(self, name: str, instance: Namespace) -> Namespace:
+        instance.runtime = self.runtime
+        self.instances[name] = instance
+        return instance
+
     def of(self, namespace: str) -> BroadcastOperator:
-        return BroadcastOperator(namespace)
+        return BroadcastOperator(namespace, runtime=self.runtime)
 
     def to(self, *rooms: str) -> BroadcastOperator:
-        return BroadcastOperator("/").to(*rooms)
+        return self.of("/").to(*rooms)
 
     in_ = to
 
     def except_(self, *rooms: str) -> BroadcastOperator:
-        return BroadcastOperator("/").except_(*rooms)
+        return self.of("/").except_(*rooms)
 
     async def emit(self, event: str, *args: Any) -> None:
-        await BroadcastOperator("/").emit(event, *args)
+        await self.of("/").emit(event, *args)
 
 
 io = Server()
 
 
-class Connection:
-    """The Socket.IO side of one Engine.IO session: its sockets, one per namespace."""
+def start_runtime(server: Server | None = None, **options: Any) -> Runtime:
+    """A runtime with ``server``'s answers (``io``'s by default) in its dispatch table; ready() installs it."""
+    server = server or io
+    runtime = Runtime(handlers=server.layer_handlers, **options)
+    if server is not io:
+        server.runtime = runtime
+    return runtime
+
+
+class Client:
+    """A Socket.IO client: the Socket.IO side of one Engine.IO session, its sockets one per namespace."""
 
     def __init__(self, session: Session, server: Server | None = None) -> None:
         self.session = session
         self.server = server or io
-        limits = self.server.limits
+        self.runtime = self.server.runtime or current()
+        self.policies = self.server.policies
+        self.limits = limits = self.server.limits
         self.decoder = socketio.Decoder(max_attachments=limits.max_attachments, max_bytes=limits.max_attachment_bytes)
         self.sockets: dict[str, Socket] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -190,7 +187,7 @@ class Connection:
         if packet is None:
             if self.decoder.waiting and self._attachments_due is None:
                 self._attachments_due = asyncio.get_running_loop().call_later(
-                    self.server.limits.attachment_timeout, self._attachments_late
+                    self.limits.attachment_timeout, self._attachments_late
                 )
             return
         if self._attachments_due is not None:
@@ -210,11 +207,11 @@ class Connection:
             if refusal is None:
                 if packet.id is not None:
                     socket.answering += 1
-                self._spawn(self._event(socket, packet, handler))
+                self.spawn(self._event(socket, packet, handler))
             else:
                 await self._refuse(socket, packet, *refusal)
                 if refusal[1] == "RATE_LIMITS":
-                    await self._strike(socket, self.server.limits)
+                    await self._strike(socket, self.limits)
         elif packet.type in (PT.ACK, PT.BINARY_ACK):
             socket.acked(packet.id, packet.data)
         elif packet.type is PT.DISCONNECT:
@@ -229,11 +226,11 @@ class Connection:
     def _attachments_late(self) -> None:
         """A binary packet's attachments did not all come within ATTACHMENT_TIMEOUT: drop the client."""
         self._attachments_due = None
-        if self.decoder.waiting and not self.session.conn.closed:
+        if self.decoder.waiting and not self.session.closed:
             throttled(
                 logger, logging.WARNING, "attachments late", "sid=%s closed: binary attachments late", self.session.sid
             )
-            self._spawn(self.session.close("parse error"))
+            self.spawn(self.session.close("parse error"))
 
     async def _refuse(self, socket: Socket, packet: socketio.Packet, message: str, limit: str) -> None:
         """An event over a limit: an error ack when the client waits for one, and one log line."""
@@ -256,7 +253,7 @@ class Connection:
         if name in self.sockets:
             logger.debug("sid=%s: second CONNECT to %s ignored", self.session.sid, name)
             return
-        if len(self.sockets) >= self.server.limits.max_namespaces:
+        if len(self.sockets) >= self.limits.max_namespaces:
             throttled(
                 logger,
                 logging.WARNING,
@@ -264,7 +261,7 @@ class Connection:
                 "sid=%s: CONNECT to %s refused: MAX_NAMESPACES=%d",
                 self.session.sid,
                 name,
-                self.server.limits.max_namespaces,
+                self.limits.max_namespaces,
             )
             await self._send_connect_error(name, "Too many namespaces")
             return
@@ -288,7 +285,7 @@ class Connection:
             identity = await authenticate(self.session.request, auth)
             socket = Socket(self, nsp, self._handshake(auth), identity.user)
             socket.credential = identity.credential
-            await authorize(socket)
+            await authorize(nsp, name, socket.user, socket.credential)
             for middleware in nsp.middleware:
                 await call(middleware, socket, auth)
             await call(nsp.on_connect, socket, auth)
@@ -318,13 +315,13 @@ class Connection:
             await self._abandon(socket)
             await self._send_connect_error(name, "Internal server error")
             return
-        if self.session.conn.closed:  # the client left while on_connect ran
+        if self.session.closed:  # the client left while on_connect ran
             await self._abandon(socket)
             return
         self.sockets[name] = socket
         self.ever_connected = True
         await socket.opened()
-        arm_expiry(socket)
+        socket.arm_expiry()
         await signals.client_connected.asend(sender=type(nsp), socket=socket)
 
     @staticmethod
@@ -354,16 +351,16 @@ class Connection:
         )
 
     def _connect_timeout(self) -> None:
-        if not self.ever_connected and not self.session.conn.closed:
+        if not self.ever_connected and not self.session.closed:
             logger.info("sid=%s closed: no namespace connected within CONNECT_TIMEOUT", self.session.sid)
-            self._spawn(self.session.close("connect timeout"))
+            self.spawn(self.session.close("connect timeout"))
 
     # -- events ---------------------------------------------------------------
     def _event_refusal(
         self, socket: Socket, packet: socketio.Packet, handler: Callable[..., Any] | None
     ) -> tuple[str, str] | None:
         """(message, limit) when an event is over a limit; checked before a task exists for it."""
-        limits = self.server.limits
+        limits = self.limits
         limited = limits.rate_limits or (handler is not None and hasattr(handler, "_realtime_rate"))
         if limited and not self._rate_allows(socket, packet.data[0], handler, limits):
             return "rate limited", "RATE_LIMITS"
@@ -384,7 +381,9 @@ class Connection:
         finally:
             socket.answering -= 1
 
-    def _rate_allows(self, socket: Socket, event: str, handler: Callable[..., Any] | None, limits: Limits) -> bool:
+    def _rate_allows(
+        self, socket: Socket, event: str, handler: Callable[..., Any] | None, limits: ClientLimits
+    ) -> bool:
         """Every rate that applies to this event (its own, "*", its handler's) still has a token."""
         rates = [(key, limits.rate_limits[key]) for key in (event, "*") if key in limits.rate_limits]
         decorated = getattr(handler, "_realtime_rate", None)
@@ -402,7 +401,7 @@ class Connection:
             allowed = bucket.take(now) and allowed
         return allowed
 
-    async def _strike(self, socket: Socket, limits: Limits) -> None:
+    async def _strike(self, socket: Socket, limits: ClientLimits) -> None:
         """Count a refusal; a socket that keeps going past its rate is disconnected."""
         now = asyncio.get_running_loop().time()
         since, count = socket.strikes
@@ -463,7 +462,7 @@ class Connection:
         if packet.id is not None and socket.connected:
             await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(result), packet.id))
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> None:
         """Run handler code beside the receive path, so a handler awaiting an ack cannot block it."""
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from .limits import KeyedBuckets, Rate
 from .logs import redact_frame, throttled
-from .node import node
 from .protocol.engine import Connection, EngineConfig, PollAnswer, State, Transport
 from .protocol.engineio import CLOSE, NOOP, Packet, PacketType, decode_packet, decode_payload, encode_packet
 from .protocol.errors import ProtocolError
@@ -115,15 +114,18 @@ class Outgoing:
         packets = tuple(Packet(PacketType.MESSAGE, p) for p in payloads)
         return cls(packets, tuple(encode_packet(p) for p in packets))
 
-
-# Every Endpoint of this process by its path, so a request forwarded from another process finds it.
-ENDPOINTS: dict[str, Endpoint] = {}
+    @property
+    def payloads(self) -> tuple[str | bytes, ...]:
+        """The Engine.IO message payloads, as another process needs them to frame its own copy."""
+        return tuple(p.data for p in self.packets)
 
 
 class Endpoint:
     """One Engine.IO URL: its configuration, its handler factory and its live sessions."""
 
     path = ""
+    # this process's key (the runtime sets it when the endpoint is served): every sid starts with it
+    key = ""
 
     def __init__(
         self,
@@ -163,7 +165,7 @@ class Endpoint:
 
     def create(self, transport: Transport, request: ClientRequest) -> Session:
         # the owning process's key, then 120 random bits: any process can route the sid to its owner
-        sid = node.key + secrets.token_urlsafe(15)
+        sid = self.key + secrets.token_urlsafe(15)
         session = Session(self, sid, transport, request)
         self.sessions[sid] = session
         address = request.address
@@ -221,6 +223,14 @@ class Session:
         self._timers: list[asyncio.TimerHandle] = []
         self.handler = endpoint.handler_factory(self)
 
+    @property
+    def transport(self) -> Transport:
+        return self.conn.transport
+
+    @property
+    def closed(self) -> bool:
+        return self.conn.closed
+
     # -- public seam for the layer above ---------------------------------
     async def send(self, data: str | bytes) -> None:
         """Send one Engine.IO message to the client."""
@@ -274,14 +284,14 @@ class Session:
         if self.conn.closed:
             return
         if self._poll is not None:
-            self.conn.outbox.append(NOOP)
+            self.conn.queue(NOOP)
         await self._apply(self.conn.close(reason))
 
     async def release_poll(self, sink: PollSink) -> None:
         """Answer the held GET ``sink`` now with a noop (its forwarding process is going away)."""
         if self._poll is sink:
             self._poll = None
-            self.conn.poll_waiting = False
+            self.conn.poll_gone()
             await sink.deliver([NOOP])
 
     # -- transports attaching -------------------------------------------
@@ -381,7 +391,7 @@ class Session:
         """The client gave up on a held GET: the transport is gone."""
         if self._poll is sink:
             self._poll = None
-            self.conn.poll_waiting = False
+            self.conn.poll_gone()
             await self._apply(self.conn.close("transport close"))
 
     async def websocket_closed(self, websocket: FrameSink) -> None:

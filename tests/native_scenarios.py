@@ -43,7 +43,7 @@ def _type_name(value: Any) -> str:
 
 
 def _engine(socket: Socket) -> dict[str, str]:
-    session = socket.connection.session
+    session = socket.session
     return {"sid": session.sid, "transport": session.conn.transport.value}
 
 
@@ -119,7 +119,7 @@ class NativeScenarios(Namespace):
 
     async def on_drop(self, socket: Socket) -> None:
         """The server ends the whole Engine.IO connection: the client sees the transport close and reconnects."""
-        await socket.connection.session.close("transport close")
+        await socket.session.close("transport close")
 
     async def on_reason(self, socket: Socket, tag: str) -> str | None:
         """The reason the server saw for the socket tagged ``tag``, waiting up to 3 s for it to go."""

@@ -231,9 +231,9 @@ def _register_server_event():
 
     @cluster.on_server_event("ping-servers")
     async def ping_servers(*args):
-        from realtime.node import node
+        from realtime.runtime import current
 
-        return [node.key, *args]
+        return [current().key, *args]
 
 
 _register_server_event()
@@ -291,9 +291,7 @@ class Hardening(Namespace):
 
     @event("room-size")
     async def room_size(self, socket, namespace, room):
-        from realtime.rooms import local
-
-        return len(local.select(namespace, (room,)))
+        return len(socket.runtime.rooms.select(namespace, (room,)))
 
     async def on_relay(self, socket, room, *args):
         """Chat: to everyone in ``room`` but the sender; the ack says it went out."""
@@ -305,7 +303,7 @@ class Hardening(Namespace):
 
     async def on_drop(self, socket):
         """The server drops the transport (no DISCONNECT packet): the client should reconnect."""
-        await socket.connection.session.close()
+        await socket.session.close()
 
     async def on_wait(self, socket, seconds):
         await asyncio.sleep(seconds)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from realtime import policy, tokens
 from realtime.management.commands.realtime_token import parse_ttl
 from realtime.models import AccessToken, Room
+from realtime.server import io as socketio_server
 
 # -- the token string ---------------------------------------------------------------------------
 
@@ -145,9 +146,13 @@ def test_declared_rooms_are_read_once_until_a_room_changes(monkeypatch):
     loads = []
     real_load = policy._load
     monkeypatch.setattr(policy, "_load", lambda: loads.append(1) or real_load())
-    policy.declared.invalidate()
+    policies = socketio_server.policies  # the one the receivers invalidate
+    policies.invalidate()
     socket = SimpleNamespace(namespace="/", user=AnonymousUser())
-    check = async_to_sync(policy.acheck_join)
+
+    def check(socket, room):
+        async_to_sync(policies.check_join)(socket.namespace, room, socket.user)
+
     for i in range(20):
         check(socket, f"undeclared-{i}")
     assert len(loads) == 1  # one query set for the process, none per join

@@ -11,8 +11,8 @@ from channels.exceptions import StopConsumer
 
 from ..auth import allow_request
 from ..logs import RateLimitedLogger, clip
-from ..node import node
 from ..protocol.http import BAD_REQUEST, FORBIDDEN, Refusal, Request, check_request
+from ..runtime import current
 from ..security import RequestSite, request_site
 from ..sessions import ClientRequest, Endpoint
 
@@ -30,6 +30,7 @@ class EngineConsumer(AsyncConsumer):
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        self.runtime = current()
         self._site: RequestSite | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -49,8 +50,9 @@ class EngineConsumer(AsyncConsumer):
             pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        if not node.serving:
-            await node.start(serving=True)  # the first request makes this process a cluster member
+        member = self.runtime.member
+        if not member.serving:
+            await member.start(serving=True)  # the first request makes this process a cluster member
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")

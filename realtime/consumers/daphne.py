@@ -27,6 +27,9 @@ import logging
 import sys
 from typing import Any
 
+from ..conf import realtime_settings
+from ..runtime import current
+
 logger = logging.getLogger("realtime.node")
 
 RFC6455_SERVER_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
@@ -80,14 +83,12 @@ async def drain(grace: float) -> None:
        (``close_listeners``): a connection dropped with its answer unsent would be a
        POST lost (a proxy does not resend one) or a GET that a proxy resends elsewhere.
     """
-    from ..node import node
-    from ..sessions import ENDPOINTS
-    from . import forwarding
-
+    runtime = current()
+    member, relays = runtime.member, runtime.relays
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
-    await node.leave_cluster()
-    sessions = [s for endpoint in list(ENDPOINTS.values()) for s in list(endpoint.sessions.values())]
+    await member.leave_cluster()
+    sessions = runtime.sessions()
     logger.info("shutting down: closing %d sessions within %.1f s", len(sessions), grace)
     batches = [sessions[i : i + SHUTDOWN_BATCH] for i in range(0, len(sessions), SHUTDOWN_BATCH)]
     for number, batch in enumerate(batches, 1):
@@ -95,11 +96,11 @@ async def drain(grace: float) -> None:
             await session.abort("server shutting down")
         if number < len(batches):
             await asyncio.sleep(grace / 2 / len(batches))  # pacing the reconnects, not synchronisation
-    await forwarding.close_relays()
-    await forwarding.release_forwarded()
-    answered = await forwarding.forwarded_done(max(0.0, deadline - loop.time()))
+    await relays.close_all()
+    await relays.release_forwarded()
+    answered = await relays.forwarded_done(max(0.0, deadline - loop.time()))
     sent = await close_listeners(deadline)
-    flushed = await node.flush(max(0.0, deadline - loop.time()))
+    flushed = await member.flush(max(0.0, deadline - loop.time()))
     logger.info(
         "shut down: sessions closed%s%s%s",
         "" if answered else "; some forwarded requests unanswered",
@@ -168,8 +169,6 @@ def close_sessions_on_shutdown() -> None:
     if reactor is None or type(reactor).__name__ != "AsyncioSelectorReactor":
         return
     from twisted.internet import defer
-
-    from ..conf import realtime_settings
 
     def before_shutdown() -> Any:
         grace = realtime_settings()["SHUTDOWN_GRACE"] / 1000

@@ -6,8 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
+from ..exchange import JSON, SHUTTING_DOWN, TEXT, PollResponder
 from ..logs import throttled
-from ..node import node
 from ..protocol.engine import Transport
 from ..protocol.engineio import encode_payload
 from ..protocol.http import (
@@ -19,9 +19,8 @@ from ..protocol.http import (
     cors_headers,
     origin_allowed,
 )
-from . import forwarding
+from ..relays import Route
 from .base import EngineConsumer
-from .exchange import JSON, SHUTTING_DOWN, TEXT, PollResponder
 
 logger = logging.getLogger("realtime.engineio")
 
@@ -53,15 +52,16 @@ class PollingConsumer(EngineConsumer, PollResponder):
         await self.cancelled()
         if self.forwarding is not None and not self.forwarding.done():
             self.forwarding.cancel()
-            await forwarding.cancel_poll(self.forwarded_sid, self.forward_id)
+            await self.runtime.relays.cancel_poll(self.forwarded_sid, self.forward_id)
         self.stop()
 
     async def forward(self, sid: str, method: str, body: bytes) -> None:
         """Another process owns this sid: let it answer (a held GET may wait a whole ping interval)."""
         config = self.endpoint.config
         timeout = (config.ping_interval + config.ping_timeout) / 1000 + 5
-        self.forwarded_sid, self.forward_id = sid, node.new_id()
-        answer = await forwarding.forward_poll(self.endpoint.path, sid, method, body, timeout, self.forward_id)
+        self.forwarded_sid, self.forward_id = sid, self.runtime.member.new_id()
+        relays = self.runtime.relays
+        answer = await relays.forward_poll(self.endpoint.path, sid, method, body, timeout, self.forward_id)
         await self.respond(answer["status"], answer["body"], *(tuple(h) for h in answer["headers"]))
 
     async def handle(self, body: bytes) -> None:
@@ -80,12 +80,12 @@ class PollingConsumer(EngineConsumer, PollResponder):
             await self.handshake()
             return
         session = self.endpoint.sessions.get(sid)
-        route = forwarding.Route.LOCAL if session is not None else await forwarding.route(sid)
-        if route is forwarding.Route.FORWARD and node.draining and method == "GET":
+        route = Route.LOCAL if session is not None else await self.runtime.relays.route(sid)
+        if route is Route.FORWARD and self.runtime.member.draining and method == "GET":
             await self.respond(200, b"6", TEXT)  # shutting down: hold nothing; the client polls elsewhere
-        elif route is forwarding.Route.FORWARD:
+        elif route is Route.FORWARD:
             self.forwarding = asyncio.get_running_loop().create_task(self.forward(sid, method, body))
-        elif route is forwarding.Route.NOWHERE:  # no live process owns it: at once, logged (rate-limited)
+        elif route is Route.NOWHERE:  # no live process owns it: at once, logged (rate-limited)
             await self.respond(SESSION_ID_UNKNOWN.status, SESSION_ID_UNKNOWN.body, JSON)
         elif session is None:
             await self.refuse(SESSION_ID_UNKNOWN, sid)
@@ -95,7 +95,7 @@ class PollingConsumer(EngineConsumer, PollResponder):
             await self.post(session, body)
 
     async def handshake(self) -> None:
-        if node.draining:  # shutting down: a load balancer or the client tries another process
+        if self.runtime.member.draining:  # shutting down: a load balancer or the client tries another process
             await self.respond(SHUTTING_DOWN.status, SHUTTING_DOWN.body, JSON, (b"retry-after", b"0"))
             return
         session = self.endpoint.create(Transport.POLLING, self.client_request())

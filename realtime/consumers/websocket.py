@@ -6,14 +6,13 @@ import asyncio
 import logging
 from typing import Any
 
+from ..exchange import SHUTTING_DOWN
 from ..logs import throttled
-from ..node import node
 from ..protocol.engine import Transport
 from ..protocol.http import SESSION_ID_UNKNOWN
+from ..relays import Route
 from ..sessions import Session
-from . import forwarding
 from .base import EngineConsumer
-from .exchange import SHUTTING_DOWN
 from .wire import Wire, wire_of
 
 logger = logging.getLogger("realtime.engineio")
@@ -41,15 +40,15 @@ class WebSocketConsumer(EngineConsumer):
         sid = request.query.get("sid")
         relayed = False
         if refusal is None and sid is not None and sid not in self.endpoint.sessions:
-            route = await forwarding.route(sid)
-            if route is forwarding.Route.NOWHERE:  # logged, rate-limited, by route()
+            route = await self.runtime.relays.route(sid)
+            if route is Route.NOWHERE:  # logged, rate-limited, by route()
                 await self.send({"type": "websocket.close", "code": 1008})
                 return
-            relayed = route is forwarding.Route.FORWARD
+            relayed = route is Route.FORWARD
             if not relayed:
                 refusal = SESSION_ID_UNKNOWN
                 self.log_refusal(refusal, sid)
-        if refusal is None and sid is None and node.draining:
+        if refusal is None and sid is None and self.runtime.member.draining:
             refusal = SHUTTING_DOWN  # a load balancer or the client tries another process
         if refusal is not None:
             await self.send({"type": "websocket.close", "code": 1008})  # before accept: daphne answers 403
@@ -77,7 +76,7 @@ class WebSocketConsumer(EngineConsumer):
     async def start_relay(self, sid: str) -> None:
         """The session lives in another process: pipe this WebSocket to it through the layer."""
         self.relayed_sid = sid
-        self.relay_id = await forwarding.attach_relay(self, self.endpoint.path, sid)
+        self.relay_id = await self.runtime.relays.attach(self, self.endpoint.path, sid)
         if self.relay_id is None:
             throttled(
                 logger,
@@ -96,7 +95,7 @@ class WebSocketConsumer(EngineConsumer):
         if _size(frame) > self.endpoint.config.max_payload:
             await self.too_large()
         elif self.relay_id is not None:
-            await forwarding.relay_in(self.relayed_sid, self.relay_id, frame)
+            await self.runtime.relays.relay_in(self.relayed_sid, self.relay_id, frame)
         elif self.session is not None:
             await self.session.receive_frame(frame, self)
 
@@ -110,7 +109,7 @@ class WebSocketConsumer(EngineConsumer):
             self.session.sid if self.session else "?",
         )
         if self.relay_id is not None:
-            await forwarding.relay_gone(self.relayed_sid, self.relay_id)
+            await self.runtime.relays.relay_gone(self.relayed_sid, self.relay_id)
             self.relay_id = None
         elif self.session is not None:
             await self.session.payload_too_large(self)
@@ -118,7 +117,7 @@ class WebSocketConsumer(EngineConsumer):
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         if self.relay_id is not None:
-            await forwarding.relay_gone(self.relayed_sid, self.relay_id)
+            await self.runtime.relays.relay_gone(self.relayed_sid, self.relay_id)
             self.relay_id = None
         if self.session is not None:
             await self.session.websocket_closed(self)

@@ -206,6 +206,10 @@ class Connection:
         self.poll_waiting = False
         return self.drain(POLL_BATCH)
 
+    def poll_gone(self) -> None:
+        """The held GET went away unanswered (cancelled by the client, or released with a noop)."""
+        self.poll_waiting = False
+
     def queue(self, *packets: Packet) -> bool:
         """Buffer packets for the client; True when the buffer is now over its limits."""
         self.outbox.extend(packets)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from ..logs import throttled
-from ..protocol.engine import PollAnswer, Transport
-from ..protocol.engineio import Packet, encode_payload
-from ..protocol.http import BAD_REQUEST, Refusal
-from ..sessions import Session
+from .logs import throttled
+from .protocol.engine import PollAnswer, Transport
+from .protocol.engineio import Packet, encode_payload
+from .protocol.http import BAD_REQUEST, Refusal
+from .sessions import Session
 
 logger = logging.getLogger("realtime.engineio")
 
@@ -49,7 +49,7 @@ class PollResponder:
 
     async def post(self, session: Session, body: bytes) -> None:
         await session.catch_up()
-        if session.conn.closed or session.conn.transport is Transport.WEBSOCKET:
+        if session.closed or session.transport is Transport.WEBSOCKET:
             await self.respond(400, BAD_REQUEST.body, JSON)
             return
         packets = await session.read_payload(body)

@@ -1,4 +1,4 @@
-"""This process as a member of the cluster: its channel, its groups, its peers, its requests.
+"""This process as a member of the cluster: its channel, its peers, its requests, its outbox.
 
 With the in-memory channel layer there is only ever one process, so nothing
 crosses the layer: broadcasts are delivered locally and groups are not used
@@ -25,18 +25,24 @@ import secrets
 import socket as _socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from .conf import realtime_settings
+from .logs import throttled
+from .protocol.cluster import Envelope, Goodbye, Heartbeat, MalformedMessage, Message, PeerInfo, Reply, decode, encode
 
 logger = logging.getLogger("realtime.node")
 
 NODES_GROUP = "realtime.nodes"
 KEY_LENGTH = 6
 
-Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+Handler = Callable[[Envelope], Awaitable[Any]]
 OutageHook = Callable[[], Awaitable[None]]
 PeerGoneHook = Callable[[str], Awaitable[None]]
+Subscriptions = Callable[[], list[str]]
 
 # Outgoing messages a serving process holds while the layer is slow: a count cap beside the
 # byte cap (REALTIME["CLUSTER_QUEUE_BYTES"]), so a flood of tiny messages is bounded too.
@@ -57,7 +63,7 @@ WARN_INTERVAL = 10.0
 # What channels-redis logs, once a second, while Redis is unreachable (pinned 4.3.x).
 LAYER_ERROR_MESSAGES = frozenset({"Unexpected exception in receive task"})
 
-# A request handler returns this when it will answer later, with ``node.reply``.
+# A request handler returns this when it will answer later, with ``ClusterMember.reply``.
 DEFERRED = object()
 
 
@@ -67,6 +73,13 @@ def channel_of(key: str) -> str:
 
 def key_of_sid(sid: str) -> str:
     return sid[:KEY_LENGTH]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Put in a request's reply queue here, never sent: the answer cannot come (layer down, peer gone)."""
+
+    reason: str
 
 
 class PeerUnavailable(ConnectionError):
@@ -119,16 +132,28 @@ class LayerErrorFilter(logging.Filter):
         return suppressed
 
 
-class Node:
-    def __init__(self) -> None:
+class ClusterMember:
+    """One per runtime: what this process needs to be one of several on a shared channel layer.
+
+    The runtime hands it ``handle`` (called with every message for the layers
+    above: the dispatch table is the runtime's) and ``subscriptions`` (the
+    groups its rooms need, subscribed afresh after an outage): the member
+    itself knows nothing of rooms, sessions or sockets.
+    """
+
+    def __init__(
+        self, handle: Handler, subscriptions: Subscriptions, layer: Any = None, clustered: bool | None = None
+    ) -> None:
         self.key = secrets.token_hex(KEY_LENGTH // 2)
         self.host = _socket.gethostname()
         self.pid = os.getpid()
         self.started = time.time()
         self.id = f"{self.host}:{self.pid}:{self.key}"
         self.channel = channel_of(self.key)
-        self.groups: set[str] = set()
-        self.handlers: dict[str, Handler] = {}
+        self.handle = handle
+        self.subscriptions = subscriptions
+        self._layer = layer  # None: the project's default channel layer
+        self._clustered = clustered  # None: clustered unless the layer is the in-memory one
         self.peers: dict[str, dict[str, Any]] = {}
         self.heartbeat_interval = 5.0
         self.queue_bytes = 32 * 1024 * 1024
@@ -136,7 +161,7 @@ class Node:
         self.draining = False  # SIGTERM: no new handshakes, peers told we are leaving
         self.layer_errors = LayerErrorFilter()
         self._ids = itertools.count()
-        self._replies: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._replies: dict[str, asyncio.Queue[Envelope | Failure]] = {}
         self._pending: dict[str, set[str]] = {}  # peer key -> ids of our requests it has to answer
         self._tasks: list[asyncio.Task[None]] = []
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -156,11 +181,13 @@ class Node:
     # -- layer ------------------------------------------------------------------
     @property
     def layer(self) -> Any:
-        return get_channel_layer()
+        return self._layer if self._layer is not None else get_channel_layer()
 
     @property
     def clustered(self) -> bool:
-        """True when other processes may share the channel layer."""
+        """True when other processes may share the channel layer (or other runtimes, in a test)."""
+        if self._clustered is not None:
+            return self._clustered
         layer = self.layer
         return layer is not None and not isinstance(layer, InMemoryChannelLayer)
 
@@ -168,10 +195,6 @@ class Node:
     def healthy(self) -> bool:
         """False from the first failed channel-layer call until a heartbeat gets through again."""
         return self._healthy
-
-    def on(self, message_type: str, handler: Handler) -> None:
-        """Handle ``message_type``; for a request, the return value is the reply's body."""
-        self.handlers[message_type] = handler
 
     def on_outage(self, hook: OutageHook) -> None:
         """Run ``hook`` when the layer becomes unreachable (forwarding closes its relays)."""
@@ -188,8 +211,8 @@ class Node:
             self._hook_tasks.add(task)
             task.add_done_callback(self._hook_tasks.discard)
 
-    def info(self) -> dict[str, Any]:
-        return {"id": self.id, "key": self.key, "host": self.host, "pid": self.pid, "started": self.started}
+    def info(self) -> PeerInfo:
+        return PeerInfo(id=self.id, key=self.key, host=self.host, pid=self.pid, started=self.started)
 
     def install_log_filter(self) -> None:
         """Called by the app's ready(): one channels-redis ERROR per outage instead of one a second."""
@@ -214,13 +237,10 @@ class Node:
                 loop = asyncio.get_running_loop()
                 self._tasks.append(loop.create_task(self._receive()))
             if serving and not self.serving:
-                from .conf import realtime_settings
-
                 settings = realtime_settings()
                 self.heartbeat_interval = settings["HEARTBEAT_INTERVAL"] / 1000
                 self.queue_bytes = settings["CLUSTER_QUEUE_BYTES"]
                 self.serving = True
-                self.groups.add(NODES_GROUP)
                 await self.layer.group_add(NODES_GROUP, self.channel)
                 self._listening_since = time.monotonic()
                 await self._heartbeat(hello=True)  # the peers answer at once: we know them in one round trip
@@ -235,7 +255,7 @@ class Node:
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
         if self.serving and self.clustered:
-            await self.publish(NODES_GROUP, {"type": "realtime.goodbye", "key": self.key, "id": self.id})
+            await self.publish(NODES_GROUP, Goodbye(key=self.key, id=self.id))
 
     async def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for queued messages to leave; True if they all did."""
@@ -247,11 +267,11 @@ class Node:
             return False
         return True
 
-    async def join(self, group: str) -> None:
-        if not self.clustered or group in self.groups:
+    async def subscribe(self, group: str) -> None:
+        """Join ``group`` (the runtime asks once, when its first local member joins the room)."""
+        if not self.clustered:
             return
         await self.start()
-        self.groups.add(group)
         if not self._healthy:
             return  # subscribed when the layer is back (_resubscribe): a CONNECT never waits on Redis
         try:
@@ -259,11 +279,8 @@ class Node:
         except Exception as exc:
             self._unhealthy(exc)
 
-    async def leave(self, group: str) -> None:
-        if group not in self.groups:
-            return
-        self.groups.discard(group)
-        if not self._healthy:
+    async def unsubscribe(self, group: str) -> None:
+        if not self.clustered or not self._healthy:
             return
         try:
             await asyncio.wait_for(self.layer.group_discard(group, self.channel), LAYER_TIMEOUT)
@@ -271,18 +288,22 @@ class Node:
             self._unhealthy(exc)
 
     # -- sending ------------------------------------------------------------------
-    async def publish(self, group: str, message: dict[str, Any]) -> bool:
+    async def publish(self, group: str, message: Message, request_id: str | None = None) -> bool:
         """Send to every process in ``group`` (this one included: receivers skip their own).
 
         False when the message was not queued for sending (layer down, queue full): it is lost.
         """
         if not self.clustered:
             return True
-        return await self._out(self.layer.group_send, group, {**message, "origin": self.key})
+        return await self._out(self.layer.group_send, group, self._wire(message, request_id))
 
-    async def send(self, key: str, message: dict[str, Any]) -> bool:
+    async def send(self, key: str, message: Message, request_id: str | None = None) -> bool:
         """Send to the process whose key is ``key``; False when the message is lost (see publish)."""
-        return await self._out(self.layer.send, channel_of(key), {**message, "origin": self.key})
+        return await self._out(self.layer.send, channel_of(key), self._wire(message, request_id))
+
+    def _wire(self, message: Message, request_id: str | None) -> dict[str, Any]:
+        reply_to = self.key if request_id is not None else None
+        return encode(Envelope(self.key, message, request_id, reply_to))
 
     async def _out(self, method: Callable[..., Awaitable[None]], target: str, message: dict[str, Any]) -> bool:
         """A serving process queues outgoing messages for one sender task.
@@ -391,19 +412,19 @@ class Node:
             return False
         return self.is_live(key)
 
-    async def request_all(self, message: dict[str, Any], timeout: float) -> list[Any]:
+    async def request_all(self, message: Message, timeout: float) -> list[Any]:
         """Ask every serving process (this one directly); the answers that came within ``timeout``."""
         answers = []
-        handler = self.handlers[message["type"]]
+        here = Envelope(self.key, message)
         if not self.clustered:
-            return [await handler(message)]
+            return [await self.handle(here)]
         await self.start()
         request_id, queue = self._open_request()
         expected = set(self.live_peers()) if self.serving else None
         try:
-            sent = await self.publish(NODES_GROUP, {**message, "request_id": request_id, "reply_to": self.key})
+            sent = await self.publish(NODES_GROUP, message, request_id)
             if self.serving:
-                answers.append(await handler(message))
+                answers.append(await self.handle(here))
             deadline = asyncio.get_running_loop().time() + timeout
             while sent and (expected is None or expected):
                 remaining = deadline - asyncio.get_running_loop().time()
@@ -413,23 +434,23 @@ class Node:
                     reply = await asyncio.wait_for(queue.get(), remaining)
                 except TimeoutError:
                     break
-                if "failure" in reply:
+                if not isinstance(reply, Envelope) or not isinstance(reply.message, Reply):
                     break
-                answers.append(reply["body"])
+                answers.append(reply.message.body)
                 if expected is not None:
-                    expected.discard(reply["origin"])
+                    expected.discard(reply.origin)
         finally:
             self._replies.pop(request_id, None)
         return answers
 
-    async def request(self, key: str, message: dict[str, Any], timeout: float, request_id: str | None = None) -> Any:
+    async def request(self, key: str, message: Message, timeout: float, request_id: str | None = None) -> Any:
         """Ask one process; its answer, TimeoutError, or PeerUnavailable as soon as it cannot come."""
         await self.start()
         request_id, queue = self._open_request(request_id)
         pending = self._pending.setdefault(key, set())
         pending.add(request_id)
         try:
-            if not await self.send(key, {**message, "request_id": request_id, "reply_to": self.key}):
+            if not await self.send(key, message, request_id):
                 raise PeerUnavailable("the channel layer is unreachable")
             reply = await asyncio.wait_for(queue.get(), timeout)
         finally:
@@ -437,9 +458,9 @@ class Node:
             pending.discard(request_id)
             if not pending and self._pending.get(key) is pending:
                 del self._pending[key]
-        if "failure" in reply:
-            raise PeerUnavailable(reply["failure"])
-        return reply["body"]
+        if not isinstance(reply, Envelope) or not isinstance(reply.message, Reply):
+            raise PeerUnavailable(reply.reason if isinstance(reply, Failure) else "no reply")
+        return reply.message.body
 
     def _fail_pending(self, reason: str, key: str | None = None) -> None:
         """Our requests to ``key`` (to anyone when None) will never be answered: end them now."""
@@ -448,18 +469,18 @@ class Node:
             for request_id in self._pending.get(k, ()):
                 queue = self._replies.get(request_id)
                 if queue is not None:
-                    queue.put_nowait({"failure": reason})
+                    queue.put_nowait(Failure(reason))
         if key is None:  # request_all waits too
             for queue in self._replies.values():
-                queue.put_nowait({"failure": reason})
+                queue.put_nowait(Failure(reason))
 
     def new_id(self) -> str:
         """An id unique across the cluster (requests, relays)."""
         return f"{self.key}-{next(self._ids)}"
 
-    def _open_request(self, request_id: str | None = None) -> tuple[str, asyncio.Queue[dict[str, Any]]]:
+    def _open_request(self, request_id: str | None = None) -> tuple[str, asyncio.Queue[Envelope | Failure]]:
         request_id = request_id or self.new_id()
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[Envelope | Failure] = asyncio.Queue()
         self._replies[request_id] = queue
         return request_id, queue
 
@@ -477,48 +498,50 @@ class Node:
                 continue
             await self._dispatch(message)
 
-    async def _dispatch(self, message: dict[str, Any]) -> None:
-        kind = message.get("type", "")
-        if kind == "realtime.reply":
-            queue = self._replies.get(message.get("request_id", ""))
+    async def _dispatch(self, raw: Any) -> None:
+        """One message off the layer: the member's own (replies, heartbeats, goodbyes), or the runtime's."""
+        try:
+            envelope = decode(raw)
+        except MalformedMessage as exc:
+            throttled(logger, logging.WARNING, "malformed layer message", "channel-layer message dropped: %s", exc)
+            return
+        message = envelope.message
+        if isinstance(message, Reply):
+            queue = self._replies.get(message.request_id)
             if queue is not None:
-                queue.put_nowait(message)
+                queue.put_nowait(envelope)
             return
-        if kind == "realtime.heartbeat":
-            info = message["info"]
-            self._saw_peer(info)
-            if message.get("hello") and self.serving and not self.draining and info["key"] != self.key:
-                await self.send(info["key"], self._heartbeat_message())
+        if isinstance(message, Heartbeat):
+            self._saw_peer(message.info)
+            key = message.info.key
+            if message.hello and self.serving and not self.draining and key != self.key:
+                await self.send(key, self._heartbeat_message())
             return
-        if kind == "realtime.goodbye":
-            self._peer_left(message["key"])
+        if isinstance(message, Goodbye):
+            self._peer_left(message.key)
             return
-        if message.get("origin") == self.key:
-            return
-        handler = self.handlers.get(kind)
-        if handler is None:
-            logger.warning("no handler for channel-layer message %r", kind)
+        if envelope.origin == self.key:
             return
         try:
-            body = await handler(message)
+            body = await self.handle(envelope)
         except Exception:
-            logger.exception("handling channel-layer message %r failed", kind)
+            throttled(logger, logging.ERROR, f"layer {message.TYPE}", "handling %s failed", message.TYPE, exc_info=True)
             return
-        if "reply_to" in message and body is not DEFERRED:
-            await self.reply(message, body)
+        if envelope.reply_to is not None and body is not DEFERRED:
+            await self.reply(envelope, body)
 
-    async def reply(self, request: dict[str, Any], body: Any) -> None:
+    async def reply(self, request: Envelope, body: Any) -> None:
         """Answer a request received from another process."""
-        await self.send(
-            request["reply_to"], {"type": "realtime.reply", "request_id": request["request_id"], "body": body}
-        )
+        assert request.reply_to is not None and request.request_id is not None
+        await self.send(request.reply_to, Reply(request_id=request.request_id, body=body))
 
     # -- peers ----------------------------------------------------------------------
-    def _heartbeat_message(self, hello: bool = False) -> dict[str, Any]:
-        return {"type": "realtime.heartbeat", "info": self.info(), "origin": self.key, "hello": hello}
+    def _heartbeat_message(self, hello: bool = False) -> Heartbeat:
+        return Heartbeat(info=self.info(), hello=hello)
 
     async def _heartbeat(self, hello: bool = False) -> None:
-        await asyncio.wait_for(self.layer.group_send(NODES_GROUP, self._heartbeat_message(hello)), LAYER_TIMEOUT)
+        message = encode(Envelope(self.key, self._heartbeat_message(hello)))
+        await asyncio.wait_for(self.layer.group_send(NODES_GROUP, message), LAYER_TIMEOUT)
 
     async def _heartbeats(self) -> None:
         while True:
@@ -573,12 +596,13 @@ class Node:
     async def _resubscribe(self) -> None:
         # a Redis restart forgets every subscription; the pub/sub layer believes it still has them
         layer = self.layer
-        for group in list(self.groups):
+        for group in [NODES_GROUP, *self.subscriptions()] if self.serving else self.subscriptions():
             await layer.group_discard(group, self.channel)
             await layer.group_add(group, self.channel)
 
-    def _saw_peer(self, info: dict[str, Any]) -> None:
-        key = info["key"]
+    def _saw_peer(self, peer: PeerInfo) -> None:
+        info = {"id": peer.id, "key": peer.key, "host": peer.host, "pid": peer.pid, "started": peer.started}
+        key = peer.key
         if key == self.key:
             return
         if key not in self.peers:
@@ -604,6 +628,3 @@ class Node:
         since = self._listening_since
         if since is not None and time.monotonic() > since + STARTUP_WINDOW * self.heartbeat_interval:
             self._peer_events.clear()  # the keys still awaited named nobody
-
-
-node = Node()

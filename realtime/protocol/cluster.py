@@ -1,0 +1,543 @@
+"""The messages the processes of a cluster send each other over the channel layer, as values.
+
+Every process of a deployment, two versions of it during a rolling restart
+included, has to agree on these dicts. Written down once here, with one type
+string and typed fields per message, the wire format can be reviewed in one
+place, and a receiver refuses a malformed message at the door
+(``MalformedMessage``) instead of failing somewhere inside a handler.
+
+Wire rules (what channels-redis's msgpack and the in-memory layer both keep):
+- a message is a dict: ``"type"`` is ``realtime.<verb>``, the other values are
+  str, bytes, bool, int, float, None, lists, and dicts with str keys;
+- msgpack gives tuples back as lists, so the dataclasses hold tuples
+  (immutable) and ``encode`` writes lists; user data passes through untouched;
+- every message carries ``"origin"``, the sender's process key; a request also
+  carries ``"request_id"`` and ``"reply_to"`` (the key to answer), and its
+  answer is a ``realtime.reply`` quoting that request_id (``Envelope``);
+- keys a receiver does not know are ignored, so a newer process may add one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeAlias, TypeVar
+
+from .errors import ProtocolError
+
+JSON: TypeAlias = Any
+"""User data (event args, a reply's body): the layer carries it, nothing here looks inside."""
+
+T = TypeVar("T")
+
+
+class MalformedMessage(ProtocolError):
+    """A channel-layer dict that breaks the format: not a dict, unknown type, missing or mistyped field."""
+
+
+def _wire(key: str) -> Mapping[str, str]:
+    """Field metadata for a field whose wire key is not its Python name (the wire keeps today's keys)."""
+    return {"wire": key}
+
+
+class Message:
+    """Base of the channel-layer messages; ``TYPE`` is the one place a message's type string is written."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str]
+
+    def _problem(self) -> str | None:
+        """What makes well-typed fields still unusable together; None when nothing does."""
+        return None
+
+
+# -- the cluster member (node.py) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """Who a process is, as its heartbeat tells the peers; ``id`` is what logs and the dashboard show."""
+
+    id: str
+    key: str
+    host: str
+    pid: int
+    started: float
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Message):
+    """A process is alive: peers silent for three heartbeat intervals are dead.
+
+    ``hello`` (start-up, the end of an outage) asks every peer to answer with
+    its own heartbeat at once, so the new process knows them in one round trip.
+    """
+
+    TYPE: ClassVar[str] = "realtime.heartbeat"
+    info: PeerInfo
+    hello: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Goodbye(Message):
+    """A process is shutting down: its peers refuse its sids at once instead of waiting for it to die."""
+
+    TYPE: ClassVar[str] = "realtime.goodbye"
+    key: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Message):
+    """The answer to a request; ``request_id`` is the request's, so the asker finds who waits for it."""
+
+    TYPE: ClassVar[str] = "realtime.reply"
+    request_id: str
+    body: JSON
+
+
+# -- broadcasts and rooms (broadcast.py, policy.py) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast(Message):
+    """One broadcast for one room group, frames already encoded: a process only writes them out.
+
+    One copy goes to each target room's group (``via`` names the room; None
+    when the broadcast has no rooms and goes to the namespace's group). A
+    process reached through several rooms serves a socket only through the
+    first of them in ``rooms``, so every socket gets it once; that is why
+    ``via`` must be one of ``rooms``.
+    """
+
+    TYPE: ClassVar[str] = "realtime.broadcast"
+    namespace: str = field(metadata=_wire("ns"))
+    rooms: tuple[str, ...]
+    except_rooms: tuple[str, ...]
+    except_ids: tuple[str, ...]
+    volatile: bool
+    event: str
+    args: tuple[JSON, ...]
+    frames: tuple[str | bytes, ...]
+    via: str | None
+
+    def _problem(self) -> str | None:
+        if not self.rooms:
+            return None if self.via is None else "'via' must be None when 'rooms' is empty"
+        return None if self.via in self.rooms else "'via' must be one of 'rooms'"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomsChanged(Message):
+    """The Room table changed: every process forgets its cached room policies."""
+
+    TYPE: ClassVar[str] = "realtime.rooms_changed"
+
+
+# -- cluster-wide operations (cluster.py); each process answers for its own sockets --------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSockets(Message):
+    """Request: describe the sockets in ``room`` (the whole namespace when None or empty)."""
+
+    TYPE: ClassVar[str] = "realtime.fetch_sockets"
+    namespace: str = field(metadata=_wire("ns"))
+    room: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SocketsJoin(Message):
+    """Request: the sockets in ``room`` (all when None) join ``rooms``; the answer is how many did."""
+
+    TYPE: ClassVar[str] = "realtime.sockets_join"
+    namespace: str = field(metadata=_wire("ns"))
+    room: str | None
+    rooms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SocketsLeave(Message):
+    """Request: the sockets in ``room`` (all when None) leave ``rooms``; the answer is how many did."""
+
+    TYPE: ClassVar[str] = "realtime.sockets_leave"
+    namespace: str = field(metadata=_wire("ns"))
+    room: str | None
+    rooms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectSockets(Message):
+    """Request: disconnect the sockets in ``room`` (all when None); ``close`` ends their connections too."""
+
+    TYPE: ClassVar[str] = "realtime.disconnect_sockets"
+    namespace: str = field(metadata=_wire("ns"))
+    room: str | None
+    close: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRooms(Message):
+    """Request: this process's rooms of the namespace with their local member counts, to be summed."""
+
+    TYPE: ClassVar[str] = "realtime.rooms"
+    namespace: str = field(metadata=_wire("ns"))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEvent(Message):
+    """Request: run ``event``'s server-side handler with ``args``; its return value is the answer."""
+
+    TYPE: ClassVar[str] = "realtime.server_event"
+    event: str
+    args: tuple[JSON, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsChanged(Message):
+    """Fire and forget: drop the sockets of revoked tokens and users, re-arm moved token expiries.
+
+    Primary keys travel as text (ints and UUIDs alike); an expiry is an ISO
+    8601 string, None for a token that no longer expires.
+    """
+
+    TYPE: ClassVar[str] = "realtime.credentials_changed"
+    tokens: tuple[str, ...]
+    users: tuple[str, ...]
+    expiries: tuple[tuple[str, str | None], ...]
+
+
+# -- forwarding to a session's owner (consumers/forwarding.py) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Poll(Message):
+    """Request: a polling GET or POST for a sid another process owns; the answer is the HTTP response."""
+
+    TYPE: ClassVar[str] = "realtime.poll"
+    path: str
+    sid: str
+    method: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PollCancel(Message):
+    """The client of a forwarded GET went away: the owner stops holding it."""
+
+    TYPE: ClassVar[str] = "realtime.poll_cancel"
+    request_id: str = field(metadata=_wire("cancels"))
+
+
+@dataclass(frozen=True, slots=True)
+class PollRelease(Message):
+    """The forwarding process is shutting down: the owner answers the held GET now and keeps the session."""
+
+    TYPE: ClassVar[str] = "realtime.poll_release"
+    request_id: str = field(metadata=_wire("releases"))
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAttach(Message):
+    """Request: attach a WebSocket held by the sender to the owner's session, as its upgrade probe."""
+
+    TYPE: ClassVar[str] = "realtime.ws_attach"
+    path: str
+    sid: str
+    relay_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelayIn(Message):
+    """A frame the relayed WebSocket's client sent, for the owner's session."""
+
+    TYPE: ClassVar[str] = "realtime.ws_in"
+    relay_id: str
+    frame: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayGone(Message):
+    """The relayed WebSocket closed at the relaying process: a transport close for the owner."""
+
+    TYPE: ClassVar[str] = "realtime.ws_gone"
+    relay_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOut(Message):
+    """A frame from the owner's session, for the relaying process to write to its WebSocket."""
+
+    TYPE: ClassVar[str] = "realtime.ws_out"
+    relay_id: str
+    frame: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayShut(Message):
+    """The owner ends the relayed WebSocket with close ``code``."""
+
+    TYPE: ClassVar[str] = "realtime.ws_shut"
+    relay_id: str
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A message as it travels: who sent it, and for a request where the answer goes.
+
+    A request is any message with ``request_id`` and ``reply_to`` (both or
+    neither); a Reply is never one, its own ``request_id`` names what it answers.
+    """
+
+    origin: str
+    message: Message
+    request_id: str | None = None
+    reply_to: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.request_id is None) != (self.reply_to is None):
+            raise ValueError("a request has both request_id and reply_to, other messages neither")
+        if self.reply_to is not None and isinstance(self.message, Reply):
+            raise ValueError("a reply is not a request")
+
+
+# -- field codecs: chosen once per field from its annotation ------------------------------------
+
+
+class _Wrong(Exception):
+    """Internal: a value of the wrong type; the decoder turns it into MalformedMessage naming the field."""
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise _Wrong
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise _Wrong
+
+
+def _bool(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    raise _Wrong
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _Wrong
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    raise _Wrong
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    raise _Wrong
+
+
+def _frame(value: Any) -> str | bytes:
+    if isinstance(value, (str, bytes)):
+        return value
+    raise _Wrong
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _Wrong
+    for item in value:
+        if not isinstance(item, str):
+            raise _Wrong
+    return tuple(value)
+
+
+def _frames(value: Any) -> tuple[str | bytes, ...]:
+    if not isinstance(value, list):
+        raise _Wrong
+    for item in value:
+        if not isinstance(item, (str, bytes)):
+            raise _Wrong
+    return tuple(value)
+
+
+def _list(value: Any) -> tuple[Any, ...]:
+    if isinstance(value, list):
+        return tuple(value)
+    raise _Wrong
+
+
+def _expiries(value: Any) -> tuple[tuple[str, str | None], ...]:
+    if not isinstance(value, dict):
+        raise _Wrong
+    for key, expiry in value.items():
+        if not isinstance(key, str) or not (expiry is None or isinstance(expiry, str)):
+            raise _Wrong
+    return tuple(value.items())
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_Decode = Callable[[Any], Any]
+_Encode = Callable[[Any], Any]
+# annotation -> (check and convert a wire value, wire value of a field value or None if it is one, what it must be)
+_CODECS: dict[object, tuple[_Decode, _Encode | None, str]] = {
+    str: (_str, None, "a str"),
+    str | None: (_optional_str, None, "a str or None"),
+    bool: (_bool, None, "a bool"),
+    int: (_int, None, "an int"),
+    float: (_number, None, "a number"),
+    bytes: (_bytes, None, "bytes"),
+    str | bytes: (_frame, None, "a str or bytes"),
+    tuple[str, ...]: (_strs, list, "a list of str"),
+    tuple[str | bytes, ...]: (_frames, list, "a list of str or bytes"),
+    tuple[JSON, ...]: (_list, list, "a list"),
+    tuple[tuple[str, str | None], ...]: (_expiries, dict, "a dict of str to str or None"),
+    JSON: (_same, None, "anything"),
+}
+_Field = tuple[str, str, _Decode, _Encode | None, str]  # name, wire key, decode, encode, what it must be
+
+
+def _fields(cls: type) -> tuple[_Field, ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, f.metadata.get("wire", f.name), *_CODECS[hints[f.name]]) for f in dataclasses.fields(cls))
+
+
+def _decoder(cls: Callable[..., T], fields: tuple[_Field, ...], label: str) -> Callable[[dict[str, Any]], T]:
+    """A decoder for one class, so that decoding one message costs a lookup and a check per field."""
+    plan = tuple((key, decode) for _, key, decode, _, _ in fields)
+
+    def decode(raw: dict[str, Any]) -> T:
+        try:
+            return cls(*[convert(raw[key]) for key, convert in plan])
+        except (KeyError, _Wrong):
+            raise MalformedMessage(_diagnosis(label, fields, raw)) from None
+
+    return decode
+
+
+def _diagnosis(label: str, fields: tuple[_Field, ...], raw: dict[str, Any]) -> str:
+    """The first bad field, found again on the slow path so that the fast one need not keep track."""
+    for _, key, decode, _, expected in fields:
+        if key not in raw:
+            return f"{label}: {key!r} is missing"
+        try:
+            decode(raw[key])
+        except _Wrong:
+            return f"{label}: {key!r} must be {expected}"
+    return f"{label}: malformed"  # not reached: a field failed, or the fast path would have succeeded
+
+
+def _encoder(fields: tuple[_Field, ...], head: Mapping[str, Any]) -> Callable[[Any], dict[str, Any]]:
+    plan = tuple((name, key, encode) for name, key, _, encode, _ in fields)
+
+    def encode(value: Any) -> dict[str, Any]:
+        wire = dict(head)
+        for name, key, convert in plan:
+            item = getattr(value, name)
+            wire[key] = item if convert is None else convert(item)
+        return wire
+
+    return encode
+
+
+def _peer_info_codec() -> tuple[_Decode, _Encode, str]:
+    fields = _fields(PeerInfo)
+    decode_fields = _decoder(PeerInfo, fields, f"{Heartbeat.TYPE} 'info'")
+
+    def decode(value: Any) -> PeerInfo:
+        if not isinstance(value, dict):
+            raise _Wrong
+        return decode_fields(value)
+
+    return decode, _encoder(fields, {}), "a dict"
+
+
+_CODECS[PeerInfo] = _peer_info_codec()
+
+# -- the registry: the message classes, their codecs built once at import -----------------------
+
+MESSAGE_CLASSES: tuple[type[Message], ...] = (
+    Heartbeat,
+    Goodbye,
+    Reply,
+    Broadcast,
+    RoomsChanged,
+    FetchSockets,
+    SocketsJoin,
+    SocketsLeave,
+    DisconnectSockets,
+    FetchRooms,
+    ServerEvent,
+    CredentialsChanged,
+    Poll,
+    PollCancel,
+    PollRelease,
+    RelayAttach,
+    RelayIn,
+    RelayGone,
+    RelayOut,
+    RelayShut,
+)
+MESSAGE_TYPES: Mapping[str, type[Message]] = MappingProxyType({cls.TYPE: cls for cls in MESSAGE_CLASSES})
+if len(MESSAGE_TYPES) != len(MESSAGE_CLASSES):
+    raise TypeError("two message classes share a type string")
+
+
+def _codec(cls: type[Message]) -> tuple[Callable[[dict[str, Any]], Message], Callable[[Any], dict[str, Any]]]:
+    fields = _fields(cls)
+    return _decoder(cls, fields, cls.TYPE), _encoder(fields, {"type": cls.TYPE})
+
+
+_CODECS_BY_TYPE = MappingProxyType({cls.TYPE: _codec(cls) for cls in MESSAGE_CLASSES})
+
+
+def encode(envelope: Envelope) -> dict[str, Any]:
+    """The dict to hand to the channel layer: the message's fields, its origin, and a request's two keys."""
+    wire = _CODECS_BY_TYPE[envelope.message.TYPE][1](envelope.message)
+    wire["origin"] = envelope.origin
+    if envelope.reply_to is not None:
+        wire["request_id"] = envelope.request_id
+        wire["reply_to"] = envelope.reply_to
+    return wire
+
+
+def decode(raw: object) -> Envelope:
+    """What the channel layer delivered, checked; MalformedMessage (and nothing else) when it is unusable."""
+    if not isinstance(raw, dict):
+        raise MalformedMessage(f"a channel-layer message is a dict, not {type(raw).__name__}")
+    kind = raw.get("type")
+    codec = _CODECS_BY_TYPE.get(kind) if isinstance(kind, str) else None
+    if codec is None:
+        shown = repr(kind[:100]) if isinstance(kind, str) else type(kind).__name__
+        raise MalformedMessage(f"unknown channel-layer message type {shown}")
+    message = codec[0](raw)
+    problem = message._problem()
+    if problem is not None:
+        raise MalformedMessage(f"{kind}: {problem}")
+    origin = raw.get("origin")
+    if not isinstance(origin, str):
+        raise MalformedMessage(f"{kind}: 'origin' must be a str" if "origin" in raw else f"{kind}: 'origin' is missing")
+    if isinstance(message, Reply):
+        if "reply_to" in raw:
+            raise MalformedMessage(f"{kind}: a reply has no 'reply_to'")
+        return Envelope(origin, message)
+    if "reply_to" not in raw and "request_id" not in raw:
+        return Envelope(origin, message)
+    request_id, reply_to = raw.get("request_id"), raw.get("reply_to")
+    if isinstance(request_id, str) and isinstance(reply_to, str):
+        return Envelope(origin, message, request_id, reply_to)
+    raise MalformedMessage(f"{kind}: a request needs both 'request_id' and 'reply_to', each a str")

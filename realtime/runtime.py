@@ -1,0 +1,200 @@
+"""The per-process runtime: every piece of mutable state this process has, in one object.
+
+One ``Runtime`` is created at start-up (``RealtimeConfig.ready``) and owns the
+session table (the endpoints and their sessions), the local room membership
+(``Rooms``), the cluster member (``ClusterMember``), the relays of forwarded
+transports (``Relays``) and one explicit dispatch table from channel-layer
+message class to handler. Nothing registers itself when a module is
+imported: the Socket.IO layer hands its handlers in when the runtime is built.
+
+A broadcast goes down through it: the Socket.IO layer encodes once and calls
+``broadcast``; the runtime publishes one message per room group and writes
+the frames to its local members' sessions. Two runtimes over one in-memory
+layer in one event loop behave as two processes of a cluster, which is how
+the tests drive it without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .member import NODES_GROUP, ClusterMember, Handler
+from .protocol.cluster import (
+    Broadcast,
+    Envelope,
+    Message,
+    Poll,
+    PollCancel,
+    PollRelease,
+    RelayAttach,
+    RelayGone,
+    RelayIn,
+    RelayOut,
+    RelayShut,
+)
+from .relays import Relays
+from .rooms import Member, Rooms, deliver, group_name, owner_key
+from .sessions import Endpoint, Outgoing, Session
+
+logger = logging.getLogger("realtime.node")
+
+Dispatch = Mapping[type[Message], Handler]
+
+
+class Runtime:
+    """This process: its sessions, its rooms, its place in the cluster, and who handles which message."""
+
+    def __init__(
+        self,
+        handlers: Callable[[Runtime], Dispatch] | None = None,
+        layer: Any = None,
+        clustered: bool | None = None,
+    ) -> None:
+        self.member = ClusterMember(self._handle, self._subscriptions, layer=layer, clustered=clustered)
+        self.rooms = Rooms()
+        self.endpoints: dict[str, Endpoint] = {}
+        self.relays = Relays(self.member, self.session)
+        relays = self.relays
+        self.dispatch: dict[type[Message], Handler] = {
+            Broadcast: self._broadcast_received,
+            Poll: relays.poll,
+            PollCancel: relays.poll_cancel,
+            PollRelease: relays.poll_release,
+            RelayAttach: relays.ws_attach,
+            RelayIn: relays.ws_in,
+            RelayGone: relays.ws_gone,
+            RelayOut: relays.ws_out,
+            RelayShut: relays.ws_shut,
+            **(handlers(self) if handlers is not None else {}),
+        }
+        self.member.on_outage(relays.close_all)
+        self.member.on_peer_gone(relays.release_held_for)
+
+    @property
+    def key(self) -> str:
+        """This process's key: every sid and socket id it hands out starts with it."""
+        return self.member.key
+
+    # -- sessions -------------------------------------------------------------------
+    def serve(self, endpoint: Endpoint, path: str) -> Endpoint:
+        """Serve ``endpoint`` at ``path``: a request forwarded from another process finds it here."""
+        endpoint.path = path
+        endpoint.key = self.key
+        self.endpoints[path] = endpoint
+        return endpoint
+
+    def session(self, path: str, sid: str) -> Session | None:
+        endpoint = self.endpoints.get(path)
+        return endpoint.sessions.get(sid) if endpoint is not None else None
+
+    def sessions(self) -> list[Session]:
+        return [s for endpoint in list(self.endpoints.values()) for s in list(endpoint.sessions.values())]
+
+    # -- rooms ------------------------------------------------------------------------
+    async def add(self, member: Member) -> None:
+        """A socket connected: its namespace's group is joined with the first one here."""
+        if self.rooms.add_member(member):
+            await self.member.subscribe(group_name(member.namespace))
+
+    async def remove(self, member: Member) -> None:
+        """A socket left: out of every room, and out of the groups nobody here needs any more."""
+        emptied, namespace_empty = self.rooms.remove_member(member)
+        for room in emptied:
+            if owner_key(room) != self.key:
+                await self.member.unsubscribe(group_name(member.namespace, room))
+        if namespace_empty:
+            await self.member.unsubscribe(group_name(member.namespace))
+
+    async def join(self, member: Member, room: str) -> None:
+        if self.rooms.join(member, room) and owner_key(room) != self.key:
+            await self.member.subscribe(group_name(member.namespace, room))
+
+    async def leave(self, member: Member, room: str) -> None:
+        if self.rooms.leave(member, room) and owner_key(room) != self.key:
+            await self.member.unsubscribe(group_name(member.namespace, room))
+
+    def _subscriptions(self) -> list[str]:
+        return self.rooms.groups(self.key)
+
+    # -- broadcasts -------------------------------------------------------------------
+    async def broadcast(self, message: Broadcast, outgoing: Outgoing, local: bool = False) -> bool:
+        """Deliver here and publish to the other processes; False if some could not be published.
+
+        Other processes first: their fan-out then overlaps ours instead of following it.
+        """
+        published = True
+        if not local and self.member.clustered:
+            published = await self._publish(message)
+            await asyncio.sleep(0)  # let the sender task put it on the wire
+        targets = self.rooms.select(message.namespace, message.rooms, message.except_rooms, message.except_ids)
+        await deliver(targets, outgoing, message.volatile, message.event, message.args)
+        return published
+
+    async def _publish(self, message: Broadcast) -> bool:
+        """One message per room group (a socket's own room straight to its process); False if any was lost."""
+        member = self.member
+        if not message.rooms:
+            return await member.publish(group_name(message.namespace), message)
+        published = True
+        for room in dict.fromkeys(message.rooms):
+            routed = replace(message, via=room)
+            key = owner_key(room)
+            if key is not None and key != self.key:
+                published &= await member.send(key, routed)  # its holder does not subscribe the group
+            published &= await member.publish(group_name(message.namespace, room), routed)
+        return published
+
+    async def _broadcast_received(self, envelope: Envelope) -> None:
+        """A broadcast from another process: serve the local members it reaches through ``via``."""
+        message = envelope.message
+        assert isinstance(message, Broadcast)
+        if message.via is None:
+            targets = self.rooms.select(message.namespace, (), message.except_rooms, message.except_ids)
+        else:
+            targets = self.rooms.first_via(
+                message.namespace, message.via, message.rooms, message.except_rooms, message.except_ids
+            )
+        await deliver(targets, Outgoing.of(message.frames), message.volatile, message.event, message.args)
+
+    # -- cluster ----------------------------------------------------------------------
+    async def ask_all(self, message: Message, timeout: float) -> list[Any]:
+        """Ask every serving process, this one included; the answers that came within ``timeout``."""
+        return await self.member.request_all(message, timeout)
+
+    async def tell_all(self, message: Message) -> bool:
+        """Tell every other serving process (fire and forget); False when it could not be sent."""
+        if not self.member.clustered:
+            return True
+        return await self.member.publish(NODES_GROUP, message)
+
+    async def _handle(self, envelope: Envelope) -> Any:
+        handler = self.dispatch.get(type(envelope.message))
+        if handler is None:
+            logger.warning("no handler for channel-layer message %r", envelope.message.TYPE)
+            return None
+        return await handler(envelope)
+
+
+# -- the one runtime of this process --------------------------------------------------
+
+_current: Runtime | None = None
+
+
+def install(runtime: Runtime) -> Runtime:
+    """Make ``runtime`` this process's (the app's ready() does, once)."""
+    global _current
+    _current = runtime
+    return runtime
+
+
+def current() -> Runtime:
+    """This process's runtime; code that holds a socket or a session uses theirs instead."""
+    if _current is None:
+        raise ImproperlyConfigured("realtime has no runtime: is 'realtime' in INSTALLED_APPS?")
+    return _current

@@ -9,6 +9,7 @@ Socket.IO frames, as h11 tests a client against a server in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -125,10 +126,8 @@ class Client:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise AssertionError(f"no such frame within {WAIT} s; got {self.frames!r}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), remaining)
-            except TimeoutError:
-                pass
 
     def events(self, name: str) -> list[list[Any]]:
         """Every ``name`` event received so far (taken out): their arguments."""

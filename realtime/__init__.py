@@ -9,7 +9,14 @@ INSTALLED_APPS loads nothing before Django is ready::
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what __getattr__ below returns, as type checkers should see it
+    from .broadcast import BroadcastOperator, aemit, emit
+    from .exceptions import AckTimeout, ClusterUnavailable, ConnectionRefused, EventRefused, LimitExceeded
+    from .namespaces import Namespace, Socket, event, rate_limit
+    from .server import io
+    from .signals import client_connected, client_disconnected
 
 _EXPORTS = {
     "Namespace": "realtime.namespaces",
@@ -29,10 +36,27 @@ _EXPORTS = {
     "client_disconnected": "realtime.signals",
 }
 
-__all__ = sorted(_EXPORTS)
+# A literal list (the names of _EXPORTS, sorted): type checkers read it as what the package exports.
+__all__ = [
+    "AckTimeout",
+    "BroadcastOperator",
+    "ClusterUnavailable",
+    "ConnectionRefused",
+    "EventRefused",
+    "LimitExceeded",
+    "Namespace",
+    "Socket",
+    "aemit",
+    "client_connected",
+    "client_disconnected",
+    "emit",
+    "event",
+    "io",
+    "rate_limit",
+]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'realtime' has no attribute {name!r}")

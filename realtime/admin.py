@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from asgiref.sync import async_to_sync
 from django import forms
@@ -29,6 +30,24 @@ from . import cluster, dashboard
 from .broadcast import aemit
 from .models import AccessToken, Connection, Room, ServerProcess
 from .registry import live_horizon
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    # ModelAdmin is generic in django-stubs only: Django's class takes no subscript at run time.
+    ConnectionModelAdmin = admin.ModelAdmin[Connection]
+    AccessTokenModelAdmin = admin.ModelAdmin[AccessToken]
+    RoomModelAdmin = admin.ModelAdmin[Room]
+    ServerProcessModelAdmin = admin.ModelAdmin[ServerProcess]
+
+    class _ConnectionCount(TypedDict):
+        connection_count: int
+
+    CountedServerProcess = WithAnnotations[ServerProcess, _ConnectionCount]
+else:
+    ConnectionModelAdmin = AccessTokenModelAdmin = RoomModelAdmin = ServerProcessModelAdmin = admin.ModelAdmin
+
+_T = TypeVar("_T")
 
 # -- forms of the actions that need input -------------------------------------------------------
 
@@ -56,11 +75,11 @@ class RoomNameForm(forms.Form):
     room = forms.CharField(max_length=200)
 
 
-def _run(*calls: Awaitable[Any]) -> list[Any]:
+def _run(*calls: Awaitable[_T]) -> list[_T]:
     """Await cluster operations side by side from the admin's sync view."""
     import asyncio
 
-    async def gather() -> list[Any]:
+    async def gather() -> list[_T]:
         return list(await asyncio.gather(*calls))
 
     return async_to_sync(gather)()
@@ -106,7 +125,7 @@ def _by_namespace(rows: Iterable[Connection]) -> dict[str, list[str]]:
 
 
 @admin.register(Connection)
-class ConnectionAdmin(FormActionMixin, admin.ModelAdmin):
+class ConnectionAdmin(FormActionMixin, ConnectionModelAdmin):
     list_display = [
         "socket_id",
         "namespace",
@@ -137,10 +156,10 @@ class ConnectionAdmin(FormActionMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Connection | None = None) -> bool:
         return False  # rows mirror live sockets; nobody edits them
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Connection | None = None) -> bool:
         return False
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
@@ -223,7 +242,7 @@ class ConnectionAdmin(FormActionMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/realtime/dashboard.html", context)
 
 
-def _moment(value: Any) -> str:
+def _moment(value: datetime) -> str:
     """A time of today as hh:mm:ss (the full date in its tooltip): the columns stay narrow."""
     local = timezone.localtime(value)
     text = f"{local:%H:%M:%S}" if local.date() == timezone.localdate() else f"{local:%Y-%m-%d %H:%M}"
@@ -234,17 +253,17 @@ def _moment(value: Any) -> str:
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(admin.ModelAdmin):
+class AccessTokenAdmin(AccessTokenModelAdmin):
     list_display = ["__str__", "user", "prefix", "status", "created", "expires", "last_used", "namespaces"]
     list_filter = ["revoked", "created", "expires"]
     search_fields = ["name", "prefix", "user__username", "user__email"]
     list_select_related = ["user"]
     actions = ["revoke"]
 
-    def get_fields(self, request: HttpRequest, obj: AccessToken | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: AccessToken | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["user", "name", "expires", "namespaces"]
-        return ["user", "name", "prefix", "created", "expires", "last_used", "revoked", "namespaces"]
+            return ("user", "name", "expires", "namespaces")
+        return ("user", "name", "prefix", "created", "expires", "last_used", "revoked", "namespaces")
 
     def get_readonly_fields(self, request: HttpRequest, obj: AccessToken | None = None) -> list[str]:
         return [] if obj is None else ["user", "prefix", "created", "last_used"]
@@ -260,7 +279,9 @@ class AccessTokenAdmin(admin.ModelAdmin):
             request._realtime_token = obj.set_secret()  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)
 
-    def response_add(self, request: HttpRequest, obj: AccessToken, post_url_continue: str | None = None) -> Any:
+    def response_add(
+        self, request: HttpRequest, obj: AccessToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
         """Show the secret once, on this page only: it is stored nowhere, not even in a message."""
         context = {
             **self.admin_site.each_context(request),
@@ -285,7 +306,7 @@ class AccessTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(Room)
-class RoomAdmin(FormActionMixin, admin.ModelAdmin):
+class RoomAdmin(FormActionMixin, RoomModelAdmin):
     list_display = ["name", "namespace", "access", "is_open", "member_limit", "description"]
     list_filter = ["namespace", "access", "is_open"]
     search_fields = ["name", "description"]
@@ -334,7 +355,7 @@ def _empty(rooms: list[Room]) -> int:
 
 
 @admin.register(ServerProcess)
-class ServerProcessAdmin(admin.ModelAdmin):
+class ServerProcessAdmin(ServerProcessModelAdmin):
     list_display = ["ident", "host", "pid", "started", "last_seen", "connection_count"]
     search_fields = ["ident", "host"]
 
@@ -343,14 +364,14 @@ class ServerProcessAdmin(admin.ModelAdmin):
         return live.annotate(connection_count=Count("connections"))
 
     @admin.display(description="connections", ordering="connection_count")
-    def connection_count(self, server: Any) -> int:
+    def connection_count(self, server: CountedServerProcess) -> int:
         return server.connection_count
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: ServerProcess | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: ServerProcess | None = None) -> bool:
         return False

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 from .conf import DEFAULTS, AdminUISettings
 
@@ -42,7 +44,7 @@ BOOLEANS = ("REQUIRE_DECLARED_ROOMS", "REGISTRY")
 
 
 @register()
-def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     value = getattr(settings, "REALTIME", {})
     if not isinstance(value, dict):
         return [Error("REALTIME must be a dict.", hint="REALTIME = {'PING_INTERVAL': 25000, ...}", id="realtime.E001")]
@@ -62,7 +64,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     ]
 
 
-def _unknown_keys(value: dict[str, Any]) -> list[Any]:
+def _unknown_keys(value: dict[str, Any]) -> list[CheckMessage]:
     return [
         Warning(f"REALTIME[{key!r}] is not a setting realtime knows; it is ignored.", id="realtime.W001")
         for key in value
@@ -70,7 +72,7 @@ def _unknown_keys(value: dict[str, Any]) -> list[Any]:
     ]
 
 
-def _positive_ints(merged: dict[str, Any]) -> list[Any]:
+def _positive_ints(merged: dict[str, Any]) -> list[CheckMessage]:
     return [
         Error(f"REALTIME[{key!r}] must be a positive whole number, not {merged[key]!r}.", id="realtime.E002")
         for key in POSITIVE_INTS
@@ -78,7 +80,7 @@ def _positive_ints(merged: dict[str, Any]) -> list[Any]:
     ]
 
 
-def _transports(value: Any) -> list[Any]:
+def _transports(value: object) -> list[CheckMessage]:
     if not isinstance(value, (list, tuple)) or not value or any(t not in KNOWN_TRANSPORTS for t in value):
         return [
             Error(
@@ -89,7 +91,7 @@ def _transports(value: Any) -> list[Any]:
     return []
 
 
-def _origins(value: Any) -> list[Any]:
+def _origins(value: object) -> list[CheckMessage]:
     if not isinstance(value, (list, tuple)):
         return [Error("REALTIME['CORS_ALLOWED_ORIGINS'] must be a list of origins.", id="realtime.E004")]
     bad = [o for o in value if not _is_origin(o)]
@@ -113,7 +115,7 @@ def _origins(value: Any) -> list[Any]:
     return []
 
 
-def _is_origin(value: Any) -> bool:
+def _is_origin(value: object) -> bool:
     if value == "*":
         return True
     if not isinstance(value, str):
@@ -122,7 +124,7 @@ def _is_origin(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc) and parts.path == "" and not parts.query
 
 
-def _path(value: Any) -> list[Any]:
+def _path(value: object) -> list[CheckMessage]:
     if not isinstance(value, str) or not value.strip("/") or value != value.strip("/"):
         return [
             Error(
@@ -133,11 +135,11 @@ def _path(value: Any) -> list[Any]:
     return []
 
 
-def _imports(merged: dict[str, Any], key: str) -> list[Any]:
+def _imports(merged: dict[str, Any], key: str) -> list[CheckMessage]:
     value = merged[key]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         return [Error(f"REALTIME[{key!r}] must be a list of import strings.", id="realtime.E006")]
-    errors = []
+    errors: list[CheckMessage] = []
     for path in value:
         try:
             import_namespace_entry(path)
@@ -148,13 +150,13 @@ def _imports(merged: dict[str, Any], key: str) -> list[Any]:
     return errors
 
 
-def _authenticators(value: Any) -> list[Any]:
+def _authenticators(value: object) -> list[CheckMessage]:
     """Each entry must import to a class with an ``authenticate`` method: a typo fails at startup."""
     from django.utils.module_loading import import_string
 
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         return [Error("REALTIME['AUTHENTICATORS'] must be a list of import strings.", id="realtime.E007")]
-    errors = []
+    errors: list[CheckMessage] = []
     for path in value:
         try:
             cls = import_string(path)
@@ -170,7 +172,7 @@ def _authenticators(value: Any) -> list[Any]:
     return errors
 
 
-def _allow_request(value: Any) -> list[Any]:
+def _allow_request(value: object) -> list[CheckMessage]:
     """None, or an import string naming a callable: a typo would otherwise refuse every handshake."""
     from django.utils.module_loading import import_string
 
@@ -188,7 +190,7 @@ def _allow_request(value: Any) -> list[Any]:
     return [Error(f"REALTIME['ALLOW_REQUEST'] {problem}.", id="realtime.E009")] if problem else []
 
 
-def _booleans(merged: dict[str, Any]) -> list[Any]:
+def _booleans(merged: dict[str, Any]) -> list[CheckMessage]:
     return [
         Error(f"REALTIME[{key!r}] must be True or False, not {merged[key]!r}.", id="realtime.E008")
         for key in BOOLEANS
@@ -196,7 +198,7 @@ def _booleans(merged: dict[str, Any]) -> list[Any]:
     ]
 
 
-def _rates(merged: dict[str, Any]) -> list[Any]:
+def _rates(merged: dict[str, Any]) -> list[CheckMessage]:
     from .limits import Rate
 
     limits = merged["RATE_LIMITS"]
@@ -206,7 +208,7 @@ def _rates(merged: dict[str, Any]) -> list[Any]:
     if merged["HANDSHAKE_RATE_PER_IP"] is not None:  # None: no handshake rate limit
         rates["HANDSHAKE_RATE_PER_IP"] = merged["HANDSHAKE_RATE_PER_IP"]
     rates.update({f"RATE_LIMITS[{name!r}]": rate for name, rate in limits.items()})
-    errors = []
+    errors: list[CheckMessage] = []
     for key, rate in rates.items():
         try:
             Rate.parse(rate)
@@ -215,7 +217,7 @@ def _rates(merged: dict[str, Any]) -> list[Any]:
     return errors
 
 
-def import_namespace_entry(path: str) -> Any:
+def import_namespace_entry(path: str) -> object:
     """A module path (imported for its @io.on handlers) or a dotted path to a Namespace class."""
     from importlib import import_module
 
@@ -227,7 +229,7 @@ def import_namespace_entry(path: str) -> Any:
         return import_string(path)
 
 
-def _admin_ui(value: Any) -> list[Any]:
+def _admin_ui(value: object) -> list[CheckMessage]:
     if value is None or value is False:
         return []
     try:

@@ -147,7 +147,7 @@ class AdminUISettings:
     }
 
     @classmethod
-    def parse(cls, value: Any) -> AdminUISettings:
+    def parse(cls, value: object) -> AdminUISettings:
         """True means every default; a dict overrides some. Raises TypeError/ValueError when malformed."""
         if value is True:
             value = {}

@@ -7,11 +7,12 @@ no JavaScript library to ship, and it renders wherever the admin does.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from .conf import realtime_settings
@@ -23,7 +24,7 @@ COLUMNS = 120
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 960, 200, 56, 24, 12
 
 
-def live_connections() -> Any:
+def live_connections() -> QuerySet[Connection]:
     """Registry rows of processes that are alive (dead ones are hidden before they are reaped)."""
     return Connection.objects.filter(server__last_seen__gte=live_horizon())
 
@@ -81,8 +82,8 @@ def charts(minutes: int, now: datetime | None = None) -> list[Chart]:
     per_column: dict[int, float] = defaultdict(float)
     for (column, _server), (_at, count) in latest.items():
         per_column[column] += count
-    for column, count in per_column.items():
-        connections[column] = count
+    for column, total in per_column.items():
+        connections[column] = total
     x_labels = _x_labels(minutes, columns)
     return [
         _chart("Connections", [("connections", "conn", connections)], x_labels, columns),
@@ -95,7 +96,9 @@ def charts(minutes: int, now: datetime | None = None) -> list[Chart]:
     ]
 
 
-def _chart(title: str, series: list[tuple[str, str, list[Any]]], x_labels: list[Any], columns: int) -> Chart:
+def _chart(
+    title: str, series: list[tuple[str, str, Sequence[float | None]]], x_labels: list[tuple[float, str]], columns: int
+) -> Chart:
     peak = max([v for _, _, values in series for v in values if v is not None] + [0])
     top = _nice(peak)
     lines = []

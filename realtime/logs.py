@@ -16,12 +16,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from types import TracebackType
+from typing import TypeAlias
 
 from .conf import realtime_settings
 from .protocol import socketio
 
 REDACTED = "<auth redacted>"
+# What logging's exc_info= takes: True (the exception being handled), an exception, or sys.exc_info()'s tuple.
+ExcInfo: TypeAlias = (
+    bool
+    | BaseException
+    | tuple[type[BaseException], BaseException, TracebackType | None]
+    | tuple[None, None, None]
+    | None
+)
 
 
 @dataclass(slots=True)
@@ -77,23 +86,23 @@ class RateLimitedLogger:
         self._windows: dict[str, _Window] = {}
         self._lock = threading.Lock()
 
-    def debug(self, key: str, msg: str, *args: Any) -> bool:
+    def debug(self, key: str, msg: str, *args: object) -> bool:
         return self._log(logging.DEBUG, key, msg, args, None)
 
-    def info(self, key: str, msg: str, *args: Any) -> bool:
+    def info(self, key: str, msg: str, *args: object) -> bool:
         return self._log(logging.INFO, key, msg, args, None)
 
-    def warning(self, key: str, msg: str, *args: Any) -> bool:
+    def warning(self, key: str, msg: str, *args: object) -> bool:
         return self._log(logging.WARNING, key, msg, args, None)
 
-    def error(self, key: str, msg: str, *args: Any, exc_info: Any = None) -> bool:
+    def error(self, key: str, msg: str, *args: object, exc_info: ExcInfo = None) -> bool:
         return self._log(logging.ERROR, key, msg, args, exc_info)
 
-    def log(self, level: int, key: str, msg: str, *args: Any, exc_info: Any = None) -> bool:
+    def log(self, level: int, key: str, msg: str, *args: object, exc_info: ExcInfo = None) -> bool:
         """Log unless ``key`` is over its budget; True when the line was written."""
         return self._log(level, key, msg, args, exc_info)
 
-    def _log(self, level: int, key: str, msg: str, args: tuple[Any, ...], exc_info: Any) -> bool:
+    def _log(self, level: int, key: str, msg: str, args: tuple[object, ...], exc_info: ExcInfo) -> bool:
         if not self.logger.isEnabledFor(level):
             return False  # disabled levels neither log nor spend the budget
         held_back = self._admit(key)
@@ -206,7 +215,7 @@ def redact_packet(packet: socketio.Packet) -> socketio.Packet:
 _by_logger: dict[str, RateLimitedLogger] = {}
 
 
-def throttled(logger: logging.Logger, level: int, kind: str, msg: str, *args: Any, exc_info: Any = None) -> bool:
+def throttled(logger: logging.Logger, level: int, kind: str, msg: str, *args: object, exc_info: ExcInfo = None) -> bool:
     """``RateLimitedLogger(logger).log(level, kind, ...)`` without keeping one per call site.
 
     For modules that log through their plain logger and only now and then

@@ -9,7 +9,7 @@ the runtime itself never queries them.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,6 +17,10 @@ from django.db import models
 from django.utils import timezone
 
 from . import tokens
+
+if TYPE_CHECKING:
+    # django-stubs' name for the AUTH_USER_MODEL class (its plugin resolves it); absent at run time.
+    from django.contrib.auth.models import _User
 
 
 def parse_namespaces(value: str) -> list[str]:
@@ -33,7 +37,7 @@ def validate_namespaces(value: str) -> None:
 class AccessTokenManager(models.Manager["AccessToken"]):
     def issue(
         self,
-        user: Any,
+        user: _User,
         name: str = "",
         ttl: timedelta | None = None,
         namespaces: list[str] | tuple[str, ...] = (),

@@ -12,7 +12,7 @@ and ``ALLOWED_HOSTS`` is empty, the RFC 1034/1035 host syntax.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -48,7 +48,9 @@ class RequestSite:
     presented_host: str  # what the client sent (for the log line when refused)
 
 
-def request_site(headers: Iterable[tuple[bytes, bytes]], scheme: str | None, server: Any = None) -> RequestSite:
+def request_site(
+    headers: Iterable[tuple[bytes, bytes]], scheme: str | None, server: Sequence[object] | None = None
+) -> RequestSite:
     """The scheme and validated host of a request, from its raw ASGI headers, scope scheme and server.
 
     Only the headers Django's answer depends on are read (Host, the
@@ -91,7 +93,9 @@ def _site(
         host = None
     forwarded = meta.get("HTTP_X_FORWARDED_HOST") if settings.USE_X_FORWARDED_HOST else None
     presented = forwarded or meta.get("HTTP_HOST", "")
-    return RequestSite(scheme=request.scheme, host=host, presented_host=presented)
+    site_scheme = request.scheme
+    assert site_scheme is not None  # typed optional by Django; with _get_scheme() above, always "http" or "https"
+    return RequestSite(scheme=site_scheme, host=host, presented_host=presented)
 
 
 @receiver(setting_changed)

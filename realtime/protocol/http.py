@@ -53,7 +53,7 @@ class Request:
 def check_request(request: Request, *, transports: Iterable[str], allowed_origins: Iterable[str]) -> Refusal | None:
     """The refusal a request earns before any session is looked up, or None."""
     transport = request.query.get("transport")
-    if transport not in transports:
+    if transport is None or transport not in transports:
         return TRANSPORT_UNKNOWN
     if (transport == "websocket") != request.websocket:
         return BAD_REQUEST

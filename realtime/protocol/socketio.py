@@ -30,7 +30,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import ProtocolError
 
@@ -347,7 +347,7 @@ def _depth(payload: str) -> int:
     return deepest
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     # JSON has no NaN or Infinity; Python's json module accepts them unless told not to.
     raise ProtocolError(f"{name} is not JSON")
 
@@ -360,12 +360,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _is_event_args(data: Any) -> bool:
+def _is_event_args(data: object) -> bool:
     return isinstance(data, list) and bool(data) and isinstance(data[0], str)
 
 
 # What the payload of each type must be once present; CONNECT and DISCONNECT may also have none.
-_VALID_PAYLOAD: dict[PacketType, Callable[[Any], bool]] = {
+_VALID_PAYLOAD: dict[PacketType, Callable[[object], bool]] = {
     PacketType.CONNECT: lambda data: isinstance(data, dict),
     PacketType.DISCONNECT: lambda data: False,
     PacketType.EVENT: _is_event_args,
@@ -400,7 +400,7 @@ def _reconstruct(value: Any, attachments: list[bytes]) -> Any:
     return value
 
 
-def _attachment(num: Any, attachments: list[bytes]) -> bytes:
+def _attachment(num: object, attachments: list[bytes]) -> bytes:
     if type(num) is not int or not 0 <= num < len(attachments):
         raise ProtocolError(f"placeholder names attachment {num!r} of {len(attachments)}")
     return attachments[num]

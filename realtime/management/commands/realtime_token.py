@@ -8,7 +8,7 @@ and what it is on stderr; the secret is not stored and cannot be shown again.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -92,5 +92,5 @@ class Command(BaseCommand):
         self.stdout.write(f"revoked token {prefix}; its live sockets are disconnected")
 
 
-def _when(moment: Any) -> str:
+def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"

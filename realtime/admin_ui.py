@@ -41,7 +41,7 @@ import logging
 import time
 import weakref
 from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
@@ -305,7 +305,7 @@ def _user_of_session(session_id: str, max_age: float) -> Any:
     if user is None or not user.is_active or not user.is_staff:
         return None
     try:
-        _signer(user).unsign(session_id, max_age=max_age)
+        _signer(user).unsign(session_id, max_age=timedelta(seconds=max_age))
     except signing.BadSignature:  # SignatureExpired included
         return None
     return user

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from http.cookies import SimpleCookie
 from importlib import import_module
-from typing import Any, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from asgiref.sync import iscoroutinefunction
 from channels.db import database_sync_to_async
@@ -219,9 +219,9 @@ async def authenticate(request: ClientRequest, auth: dict[str, Any]) -> Identity
 class Requirements(Protocol):
     """What a namespace class may require of who connects (``Namespace`` has these attributes)."""
 
-    login_required: bool
-    permission_required: str | Sequence[str]
-    groups_required: Sequence[str]
+    login_required: ClassVar[bool]
+    permission_required: ClassVar[str | Sequence[str]]
+    groups_required: ClassVar[Sequence[str]]
 
 
 async def authorize(nsp: Requirements, namespace: str, user: Any, credential: Any) -> None:

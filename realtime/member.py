@@ -24,7 +24,7 @@ import os
 import secrets
 import socket as _socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +40,8 @@ NODES_GROUP = "realtime.nodes"
 KEY_LENGTH = 6
 
 Handler = Callable[[Envelope], Awaitable[Any]]
-OutageHook = Callable[[], Awaitable[None]]
-PeerGoneHook = Callable[[str], Awaitable[None]]
+OutageHook = Callable[[], Coroutine[Any, Any, None]]
+PeerGoneHook = Callable[[str], Coroutine[Any, Any, None]]
 Subscriptions = Callable[[], list[str]]
 
 # Outgoing messages a serving process holds while the layer is slow: a count cap beside the
@@ -204,10 +204,10 @@ class ClusterMember:
         """Run ``hook(key)`` when a peer leaves or is found dead (forwarding frees what it held for it)."""
         self._gone_hooks.append(hook)
 
-    def _spawn_hooks(self, calls: list[Awaitable[None]]) -> None:
+    def _spawn_hooks(self, calls: list[Coroutine[Any, Any, None]]) -> None:
         loop = asyncio.get_running_loop()
         for call in calls:
-            task = loop.create_task(call)  # type: ignore[arg-type]
+            task = loop.create_task(call)
             self._hook_tasks.add(task)
             task.add_done_callback(self._hook_tasks.discard)
 

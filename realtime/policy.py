@@ -59,7 +59,7 @@ class RoomPolicies:
     async def get(self, namespace: str, room: str) -> RoomPolicy | None:
         if self._rooms is None:
             generation = self._generation
-            rooms = await database_sync_to_async(_load)()
+            rooms: dict[tuple[str, str], RoomPolicy] = await database_sync_to_async(_load)()
             if generation == self._generation:  # not invalidated while loading
                 self._rooms = rooms
             return rooms.get((namespace, room))
@@ -115,8 +115,8 @@ async def _admits(policy: RoomPolicy, user: Any) -> bool:
     if access == "users":
         return user.pk in policy.user_ids
     if access == "groups":
-        return await database_sync_to_async(_in_groups)(user, policy.group_names)
-    return await database_sync_to_async(user.has_perm)(policy.permission)
+        return bool(await database_sync_to_async(_in_groups)(user, policy.group_names))
+    return bool(await database_sync_to_async(user.has_perm)(policy.permission))
 
 
 def _in_groups(user: Any, names: frozenset[str]) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
@@ -24,6 +23,7 @@ from django.dispatch import receiver
 from . import cluster
 from .conf import realtime_settings
 from .models import AccessToken, Room
+from .registry import process_registry
 from .signals import client_connected, client_disconnected
 
 logger = logging.getLogger("realtime.receivers")
@@ -32,13 +32,13 @@ logger = logging.getLogger("realtime.receivers")
 @receiver(client_connected)
 async def socket_connected(sender: Any, socket: Any, **kwargs: Any) -> None:
     if realtime_settings()["REGISTRY"]:
-        apps.get_app_config("realtime").registry.connected(socket)
+        process_registry().connected(socket)
 
 
 @receiver(client_disconnected)
 async def socket_disconnected(sender: Any, socket: Any, **kwargs: Any) -> None:
     if realtime_settings()["REGISTRY"]:
-        apps.get_app_config("realtime").registry.disconnected(socket)
+        process_registry().disconnected(socket)
 
 
 # -- credentials ------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -308,6 +309,14 @@ def _heartbeat(batch: Batch) -> bool:
         ServerProcess.objects.filter(host=process.host, pid=process.pid).exclude(key=process.key).delete()
     ServerProcess.objects.filter(last_seen__lt=batch.dead_before).exclude(key=process.key).delete()
     return found or batch.resync
+
+
+def process_registry() -> Registry:
+    """This process's registry, which the app config creates in ready()."""
+    registry = getattr(apps.get_app_config("realtime"), "registry", None)
+    if not isinstance(registry, Registry):
+        raise RuntimeError("realtime's registry is not set up: RealtimeConfig.ready() has not run")
+    return registry
 
 
 def live_horizon() -> datetime:

@@ -20,7 +20,7 @@ logger = logging.getLogger("realtime.engineio")
 refusals = RateLimitedLogger(logger)
 
 
-class EngineConsumer(AsyncConsumer):
+class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no type hints
     """A Channels consumer bound to one Endpoint.
 
     It has no channel-layer channel of its own (sessions get one when they

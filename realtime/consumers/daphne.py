@@ -132,8 +132,8 @@ async def close_listeners(deadline: float) -> bool:
     from twisted.web.http import HTTPChannel
 
     for port in [r for r in reactor.getReaders() if isinstance(r, tcp.Port)]:
-        port.doRead()  # accept what the kernel queued: answered below, not reset by the close
-        port.stopListening()
+        port.doRead()  # type: ignore[no-untyped-call]  # accept what the kernel queued: answered, not reset
+        port.stopListening()  # type: ignore[no-untyped-call]
 
     def busy() -> bool:
         writers = set(reactor.getWriters())

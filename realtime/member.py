@@ -257,6 +257,20 @@ class ClusterMember:
         if self.serving and self.clustered:
             await self.publish(NODES_GROUP, Goodbye(key=self.key, id=self.id))
 
+    async def stop(self) -> None:
+        """Stop listening, heartbeating and sending (a test's runtime; a server process just exits).
+
+        Cancelled again until each task is done: on Python 3.11 ``wait_for``
+        swallows a cancellation that lands as the awaited call completes.
+        """
+        tasks = [task for task in self._tasks if not task.done()]
+        while tasks:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=0.1)
+            tasks = [task for task in tasks if not task.done()]
+        self._tasks.clear()
+
     async def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for queued messages to leave; True if they all did."""
         if self._outbox is None or (self._outbox.empty() and self._idle.is_set()):
@@ -446,6 +460,8 @@ class ClusterMember:
     async def request(self, key: str, message: Message, timeout: float, request_id: str | None = None) -> Any:
         """Ask one process; its answer, TimeoutError, or PeerUnavailable as soon as it cannot come."""
         await self.start()
+        if self.serving and not await self.await_live(key):
+            raise PeerUnavailable("the process is not a live peer")  # it would never answer: say so now
         request_id, queue = self._open_request(request_id)
         pending = self._pending.setdefault(key, set())
         pending.add(request_id)

@@ -44,9 +44,7 @@ class Process:
         await self.runtime.member.start(serving=True)
 
     async def stop(self) -> None:
-        for task in self.runtime.member._tasks:
-            task.cancel()
-        await asyncio.gather(*self.runtime.member._tasks, return_exceptions=True)
+        await self.runtime.member.stop()
 
     async def connect(self, namespace: str = "/", auth: Any = None) -> Client:
         """A WebSocket client with a session here, connected to ``namespace``."""

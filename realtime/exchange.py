@@ -11,7 +11,7 @@ import logging
 
 from .logs import throttled
 from .protocol.engine import PollAnswer, Transport
-from .protocol.engineio import Packet, encode_payload
+from .protocol.engineio import EnginePacket, encode_payload
 from .protocol.http import BAD_REQUEST, Refusal
 from .sessions import Session
 
@@ -65,7 +65,7 @@ class PollResponder:
             await self.held_by.poll_cancelled(self)
 
     # -- PollSink, used by the Session ------------------------------------------------
-    async def deliver(self, packets: list[Packet]) -> None:
+    async def deliver(self, packets: list[EnginePacket]) -> None:
         """Answer this GET, now or after holding it."""
         await self.respond(200, encode_payload(packets).encode(), TEXT)
 

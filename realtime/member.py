@@ -39,7 +39,7 @@ logger = logging.getLogger("realtime.node")
 NODES_GROUP = "realtime.nodes"
 KEY_LENGTH = 6
 
-Handler = Callable[[Envelope], Awaitable[Any]]
+LayerHandler = Callable[[Envelope], Awaitable[Any]]
 OutageHook = Callable[[], Coroutine[Any, Any, None]]
 PeerGoneHook = Callable[[str], Coroutine[Any, Any, None]]
 Subscriptions = Callable[[], list[str]]
@@ -105,7 +105,7 @@ class LayerErrorFilter(logging.Filter):
     """Lets through channels-redis's first 'receive task' ERROR of an outage, drops the repeats.
 
     channels-redis logs that traceback every second while Redis is away; the
-    node already says ``channel layer unreachable`` once. The node calls
+    member already says ``channel layer unreachable`` once. The member calls
     ``reset()`` when the layer is back; a gap of WARN_INTERVAL without the error
     also starts a new outage (for processes that serve nothing and never notice).
     """
@@ -142,7 +142,7 @@ class ClusterMember:
     """
 
     def __init__(
-        self, handle: Handler, subscriptions: Subscriptions, layer: Any = None, clustered: bool | None = None
+        self, handle: LayerHandler, subscriptions: Subscriptions, layer: Any = None, clustered: bool | None = None
     ) -> None:
         self.key = secrets.token_hex(KEY_LENGTH // 2)
         self.host = _socket.gethostname()

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .member import NODES_GROUP, ClusterMember, Handler
+from .member import NODES_GROUP, ClusterMember, LayerHandler
 from .protocol.cluster import (
     Broadcast,
     Envelope,
@@ -44,7 +44,7 @@ from .sessions import Endpoint, Outgoing, Session
 
 logger = logging.getLogger("realtime.node")
 
-Dispatch = Mapping[type[Message], Handler]
+Dispatch = Mapping[type[Message], LayerHandler]
 
 
 class Runtime:
@@ -61,7 +61,7 @@ class Runtime:
         self.endpoints: dict[str, Endpoint] = {}
         self.relays = Relays(self.member, self.session)
         relays = self.relays
-        self.dispatch: dict[type[Message], Handler] = {
+        self.dispatch: dict[type[Message], LayerHandler] = {
             Broadcast: self._broadcast_received,
             Poll: relays.poll,
             PollCancel: relays.poll_cancel,

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from .limits import KeyedBuckets, Rate
 from .logs import redact_frame, throttled
-from .protocol.engine import Connection, EngineConfig, PollAnswer, State, Transport
-from .protocol.engineio import CLOSE, NOOP, Packet, PacketType, decode_packet, decode_payload, encode_packet
+from .protocol.engine import EngineConfig, EngineConnection, PollAnswer, State, Transport
+from .protocol.engineio import CLOSE, NOOP, EnginePacket, EnginePacketType, decode_packet, decode_payload, encode_packet
 from .protocol.errors import ProtocolError
 from .protocol.events import (
     Closed,
@@ -68,7 +68,7 @@ class FrameSink(Protocol):
 class PollSink(Protocol):
     """A held polling GET, as the Session sees it."""
 
-    async def deliver(self, packets: list[Packet]) -> None: ...
+    async def deliver(self, packets: list[EnginePacket]) -> None: ...
     async def refuse_upgraded(self) -> None: ...
 
 
@@ -106,12 +106,12 @@ class Outgoing:
     only writes frames (the measured cost of a broadcast is per recipient).
     """
 
-    packets: tuple[Packet, ...]
+    packets: tuple[EnginePacket, ...]
     wire: tuple[str | bytes, ...]
 
     @classmethod
     def of(cls, payloads: Iterable[str | bytes]) -> Outgoing:
-        packets = tuple(Packet(PacketType.MESSAGE, p) for p in payloads)
+        packets = tuple(EnginePacket(EnginePacketType.MESSAGE, p) for p in payloads)
         return cls(packets, tuple(encode_packet(p) for p in packets))
 
     @property
@@ -185,7 +185,7 @@ class Endpoint:
 
 
 class Session:
-    """Carries out what the Connection decides, on whichever transport is attached."""
+    """Carries out what the EngineConnection decides, on whichever transport is attached."""
 
     # one per connected client: no per-instance __dict__
     __slots__ = (
@@ -211,7 +211,7 @@ class Session:
         self.sid = sid
         self.request = request
         self._loop = asyncio.get_running_loop()
-        self.conn = Connection(sid, endpoint.config, transport, self._loop.time())
+        self.conn = EngineConnection(sid, endpoint.config, transport, self._loop.time())
         self.websocket: FrameSink | None = None
         self.probe: FrameSink | None = None
         self._poll: PollSink | None = None
@@ -236,14 +236,14 @@ class Session:
         """Send one Engine.IO message to the client."""
         websocket = self.websocket
         if isinstance(data, str) and websocket is not None and self.conn.streaming:
-            frame = "4" + data  # the common case (every ack) without building a Packet
+            frame = "4" + data  # the common case (every ack) without building a EnginePacket
             if packet_logger.isEnabledFor(logging.DEBUG):
                 packet_logger.debug("sid=%s ws -> %r", self.sid, frame)
             await websocket.write(frame)
             if websocket.buffered() > self.conn.config.max_buffered_bytes:
                 self._backlogged()
             return
-        await self.send_packet(Packet(PacketType.MESSAGE, data))
+        await self.send_packet(EnginePacket(EnginePacketType.MESSAGE, data))
 
     @property
     def can_send_now(self) -> bool:
@@ -295,7 +295,7 @@ class Session:
             await sink.deliver([NOOP])
 
     # -- transports attaching -------------------------------------------
-    async def start(self, websocket: FrameSink | None = None) -> Packet:
+    async def start(self, websocket: FrameSink | None = None) -> EnginePacket:
         """Right after the handshake: arm the timer and tell the handler."""
         self.websocket = websocket
         self._schedule()
@@ -340,7 +340,7 @@ class Session:
             events = self.conn.close("parse error")
         await self._apply(events)
 
-    async def read_payload(self, body: bytes) -> list[Packet] | None:
+    async def read_payload(self, body: bytes) -> list[EnginePacket] | None:
         """Decode a polling POST body; None when it was malformed (the session is then closed).
 
         Decoding comes apart from handling (``receive_packets``) so that the
@@ -363,7 +363,7 @@ class Session:
         )
         await self._apply(self.conn.close("parse error"))
 
-    async def receive_packets(self, packets: list[Packet]) -> None:
+    async def receive_packets(self, packets: list[EnginePacket]) -> None:
         """Act on the packets of a POST that has been answered already."""
         for packet in packets:
             try:
@@ -436,7 +436,7 @@ class Session:
                 return
         await self._flush()
 
-    async def send_packet(self, packet: Packet) -> None:
+    async def send_packet(self, packet: EnginePacket) -> None:
         conn = self.conn
         if conn.closed:
             return
@@ -512,7 +512,7 @@ class Session:
             websocket.abort()
         self._closing = self._loop.create_task(self._apply(conn.overflow()))
 
-    async def _write(self, websocket: FrameSink, packet: Packet) -> None:
+    async def _write(self, websocket: FrameSink, packet: EnginePacket) -> None:
         frame = encode_packet(packet)
         if packet_logger.isEnabledFor(logging.DEBUG):
             packet_logger.debug("sid=%s ws -> %r", self.sid, frame)
@@ -554,7 +554,7 @@ class Session:
         await self._flush()
         self._schedule()
 
-    async def _answer_probe(self, packet: Packet) -> None:
+    async def _answer_probe(self, packet: EnginePacket) -> None:
         if self.probe is not None:
             await self._write(self.probe, packet)
 

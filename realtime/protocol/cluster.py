@@ -54,7 +54,7 @@ class Message:
         return None
 
 
-# -- the cluster member (node.py) ---------------------------------------------------------------
+# -- the cluster member (member.py) -------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

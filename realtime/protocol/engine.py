@@ -12,7 +12,7 @@ import enum
 import json
 from dataclasses import dataclass
 
-from .engineio import CLOSE, NOOP, Packet, PacketType
+from .engineio import CLOSE, NOOP, EnginePacket, EnginePacketType
 from .errors import ProtocolError
 from .events import Closed, Event, MessageReceived, PollRefused, PollReleased, ProbeAnswered, UpgradeAbandoned, Upgraded
 
@@ -60,7 +60,7 @@ class PollAnswer(enum.Enum):
     REFUSE = "refuse"  # 400 Bad request (code 3)
 
 
-class Connection:
+class EngineConnection:
     """The protocol state of one sid; the adapter owns exactly one per session."""
 
     __slots__ = (
@@ -83,7 +83,7 @@ class Connection:
         self.config = config
         self.transport = transport
         self.state = State.OPEN
-        self.outbox: list[Packet] = []  # a list: an empty deque costs 600 bytes on every idle client
+        self.outbox: list[EnginePacket] = []  # a list: an empty deque costs 600 bytes on every idle client
         self.outbox_bytes = 0
         self._ping_queued = False  # a ping waits in the outbox: the client cannot have answered it yet
         self.poll_waiting = False
@@ -93,7 +93,7 @@ class Connection:
         self._noop_at: float | None = None
 
     # -- handshake -------------------------------------------------------
-    def open_packet(self) -> Packet:
+    def open_packet(self) -> EnginePacket:
         """The handshake; a direct WebSocket has nothing to upgrade to."""
         upgrades = ["websocket"] if self.transport is Transport.POLLING else []
         body = {
@@ -103,7 +103,7 @@ class Connection:
             "pingTimeout": self.config.ping_timeout,
             "maxPayload": self.config.max_payload,
         }
-        return Packet(PacketType.OPEN, json.dumps(body, separators=(",", ":")))
+        return EnginePacket(EnginePacketType.OPEN, json.dumps(body, separators=(",", ":")))
 
     @property
     def closed(self) -> bool:
@@ -115,29 +115,29 @@ class Connection:
         return self.transport is Transport.WEBSOCKET and self.state is State.OPEN
 
     # -- inbound on the active transport ---------------------------------
-    def receive(self, packet: Packet, now: float) -> list[Event]:
+    def receive(self, packet: EnginePacket, now: float) -> list[Event]:
         """A packet from the transport that carries the session."""
         if self.state is State.CLOSED:
             return []
         kind = packet.type
-        if kind is PacketType.MESSAGE:
+        if kind is EnginePacketType.MESSAGE:
             return [MessageReceived(packet.data)]
-        if kind is PacketType.PONG:
+        if kind is EnginePacketType.PONG:
             if self._pong_deadline is None or self._ping_queued:
                 # a pong nobody asked for (or for a ping still buffered) must not keep a client alive
                 return []
             self._pong_deadline = None
             self._next_ping_at = now + self.config.ping_interval / 1000
             return []
-        if kind is PacketType.CLOSE:
+        if kind is EnginePacketType.CLOSE:
             # spec: a client's close over polling ends a held GET with a noop
             if self.poll_waiting:
                 self.queue(NOOP)
             return self.close("transport close")
-        if kind is PacketType.PING:
-            self.queue(Packet(PacketType.PONG, packet.data))
+        if kind is EnginePacketType.PING:
+            self.queue(EnginePacket(EnginePacketType.PONG, packet.data))
             return []
-        if kind is PacketType.OPEN:
+        if kind is EnginePacketType.OPEN:
             raise ProtocolError("client sent an open packet")
         return []  # NOOP and a stray UPGRADE carry nothing
 
@@ -150,14 +150,14 @@ class Connection:
         self._upgrade_deadline = now + self.config.upgrade_timeout / 1000
         return True
 
-    def receive_probe(self, packet: Packet, now: float) -> list[Event]:
+    def receive_probe(self, packet: EnginePacket, now: float) -> list[Event]:
         """A packet on the probe WebSocket: ``2probe`` then ``5``, nothing else counts."""
-        if self.state is State.PROBING and packet.type is PacketType.PING and packet.data == "probe":
+        if self.state is State.PROBING and packet.type is EnginePacketType.PING and packet.data == "probe":
             self.state = State.UPGRADING
             if self.poll_waiting:
                 self._noop_at = now + UPGRADE_NOOP_DELAY
-            return [ProbeAnswered(Packet(PacketType.PONG, "probe"))]
-        if self.state is State.UPGRADING and packet.type is PacketType.UPGRADE:
+            return [ProbeAnswered(EnginePacket(EnginePacketType.PONG, "probe"))]
+        if self.state is State.UPGRADING and packet.type is EnginePacketType.UPGRADE:
             self.state = State.OPEN
             self.transport = Transport.WEBSOCKET
             self._upgrade_deadline = self._noop_at = None
@@ -165,7 +165,7 @@ class Connection:
                 self.poll_waiting = False
                 return [PollRefused(), Upgraded()]
             return [Upgraded()]
-        if self.state in (State.PROBING, State.UPGRADING) and packet.type is PacketType.NOOP:
+        if self.state in (State.PROBING, State.UPGRADING) and packet.type is EnginePacketType.NOOP:
             return []
         raise ProtocolError(f"unexpected {packet.type.name} during upgrade")
 
@@ -176,7 +176,7 @@ class Connection:
             self._upgrade_deadline = self._noop_at = None
 
     # -- polling ---------------------------------------------------------
-    def poll(self, now: float) -> tuple[PollAnswer, list[Packet], list[Event]]:
+    def poll(self, now: float) -> tuple[PollAnswer, list[EnginePacket], list[Event]]:
         """A GET arrived: answer it now, hold it, or refuse it."""
         if self.state is State.CLOSED and self.outbox:
             return PollAnswer.RESPOND, self.drain(POLL_BATCH), []  # up to the server's close packet
@@ -201,7 +201,7 @@ class Connection:
         """A held GET may take the buffer now (not while an upgrade is deciding where it goes)."""
         return self.poll_waiting and bool(self.outbox) and self.state is not State.UPGRADING
 
-    def take_poll(self) -> list[Packet]:
+    def take_poll(self) -> list[EnginePacket]:
         """The held GET is being answered with everything buffered."""
         self.poll_waiting = False
         return self.drain(POLL_BATCH)
@@ -210,7 +210,7 @@ class Connection:
         """The held GET went away unanswered (cancelled by the client, or released with a noop)."""
         self.poll_waiting = False
 
-    def queue(self, *packets: Packet) -> bool:
+    def queue(self, *packets: EnginePacket) -> bool:
         """Buffer packets for the client; True when the buffer is now over its limits."""
         self.outbox.extend(packets)
         self.outbox_bytes += sum(_size(p) for p in packets)
@@ -235,7 +235,7 @@ class Connection:
         self.outbox_bytes = 0
         self._ping_queued = False
 
-    def drain(self, limit: int | None = None) -> list[Packet]:
+    def drain(self, limit: int | None = None) -> list[EnginePacket]:
         """Take buffered packets, oldest first (at most ``limit``)."""
         if limit is None or len(self.outbox) <= limit:
             packets = list(self.outbox)
@@ -245,7 +245,7 @@ class Connection:
             packets = self.outbox[:limit]
             del self.outbox[:limit]
             self.outbox_bytes -= sum(_size(p) for p in packets)
-        if self._ping_queued and any(p.type is PacketType.PING for p in packets):
+        if self._ping_queued and any(p.type is EnginePacketType.PING for p in packets):
             self._ping_queued = False
         return packets
 
@@ -278,7 +278,7 @@ class Connection:
         if self._pong_deadline is None and now >= self._next_ping_at:
             # from when the ping was due, not when the timer got to it: the timeout stays sharp
             self._pong_deadline = self._next_ping_at + self.config.ping_timeout / 1000
-            self.queue(Packet(PacketType.PING))
+            self.queue(EnginePacket(EnginePacketType.PING))
             self._ping_queued = True
         return events
 
@@ -290,6 +290,6 @@ class Connection:
         return [Closed(reason)]
 
 
-def _size(packet: Packet) -> int:
+def _size(packet: EnginePacket) -> int:
     """What a packet holds in memory, near enough: its text or bytes (a control packet counts one)."""
     return len(packet.data) + 1

@@ -19,7 +19,7 @@ from .errors import ProtocolError
 SEPARATOR = "\x1e"
 
 
-class PacketType(enum.IntEnum):
+class EnginePacketType(enum.IntEnum):
     OPEN = 0
     CLOSE = 1
     PING = 2
@@ -29,14 +29,14 @@ class PacketType(enum.IntEnum):
     NOOP = 6
 
 
-_TYPES = {str(int(t)): t for t in PacketType}
+_TYPES = {str(int(t)): t for t in EnginePacketType}
 
 
 @dataclass(frozen=True, slots=True)
-class Packet:
+class EnginePacket:
     """One Engine.IO packet; ``data`` is bytes only for a binary MESSAGE."""
 
-    type: PacketType
+    type: EnginePacketType
     data: str | bytes = ""
 
     @property
@@ -45,44 +45,44 @@ class Packet:
 
 
 # Packets the server sends often, built once.
-PING = Packet(PacketType.PING)
-PONG = Packet(PacketType.PONG)
-NOOP = Packet(PacketType.NOOP)
-CLOSE = Packet(PacketType.CLOSE)
-UPGRADE = Packet(PacketType.UPGRADE)
+PING = EnginePacket(EnginePacketType.PING)
+PONG = EnginePacket(EnginePacketType.PONG)
+NOOP = EnginePacket(EnginePacketType.NOOP)
+CLOSE = EnginePacket(EnginePacketType.CLOSE)
+UPGRADE = EnginePacket(EnginePacketType.UPGRADE)
 
 
-def encode_packet(packet: Packet) -> str | bytes:
+def encode_packet(packet: EnginePacket) -> str | bytes:
     """One packet as a WebSocket frame: text frames are typed, binary ones raw."""
     if isinstance(packet.data, bytes):
         return packet.data
     return f"{int(packet.type)}{packet.data}"
 
 
-def decode_packet(frame: str | bytes) -> Packet:
+def decode_packet(frame: str | bytes) -> EnginePacket:
     """One WebSocket frame (or one record of a polling payload) as a packet."""
     if isinstance(frame, (bytes, bytearray, memoryview)):
-        return Packet(PacketType.MESSAGE, bytes(frame))
+        return EnginePacket(EnginePacketType.MESSAGE, bytes(frame))
     if not frame:
         raise ProtocolError("empty packet")
     packet_type = _TYPES.get(frame[0])
     if packet_type is None:
         raise ProtocolError(f"unknown packet type {frame[0]!r}")
-    return Packet(packet_type, frame[1:])
+    return EnginePacket(packet_type, frame[1:])
 
 
-def encode_payload(packets: list[Packet]) -> str:
+def encode_payload(packets: list[EnginePacket]) -> str:
     """Packets as one polling response body."""
     return SEPARATOR.join(_encode_record(p) for p in packets)
 
 
-def _encode_record(packet: Packet) -> str:
+def _encode_record(packet: EnginePacket) -> str:
     if isinstance(packet.data, bytes):
         return "b" + b64encode(packet.data).decode("ascii")
     return f"{int(packet.type)}{packet.data}"
 
 
-def decode_payload(body: bytes | str) -> list[Packet]:
+def decode_payload(body: bytes | str) -> list[EnginePacket]:
     """A polling request body as packets; any malformed record fails it whole."""
     if isinstance(body, (bytes, bytearray)):
         try:
@@ -92,7 +92,7 @@ def decode_payload(body: bytes | str) -> list[Packet]:
     return [_decode_record(record) for record in body.split(SEPARATOR)]
 
 
-def _decode_record(record: str) -> Packet:
+def _decode_record(record: str) -> EnginePacket:
     if record[:1] == "b":
         data = record[1:]
         if "\n" in data or "\r" in data:
@@ -100,7 +100,7 @@ def _decode_record(record: str) -> Packet:
             # end); the reference server's decoder skips line breaks, so ours does too
             data = data.replace("\r", "").replace("\n", "")
         try:
-            return Packet(PacketType.MESSAGE, b64decode(data, validate=True))
+            return EnginePacket(EnginePacketType.MESSAGE, b64decode(data, validate=True))
         except (binascii.Error, ValueError) as exc:
             raise ProtocolError("bad base64 in binary packet") from exc
     return decode_packet(record)

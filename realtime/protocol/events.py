@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .engineio import Packet
+from .engineio import EnginePacket
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,7 @@ class MessageReceived:
 class ProbeAnswered:
     """The probe WebSocket passed ``2probe``: send it ``packet`` and end any held GET with a noop."""
 
-    packet: Packet
+    packet: EnginePacket
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ class UpgradeAbandoned:
 class PollReleased:
     """Answer the held polling GET now with ``packets`` (a noop during an upgrade)."""
 
-    packets: list[Packet]
+    packets: list[EnginePacket]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from realtime.protocol.engine import Connection, EngineConfig, PollAnswer, State, Transport
-from realtime.protocol.engineio import Packet, PacketType, decode_packet
+from realtime.protocol.engine import EngineConfig, EngineConnection, PollAnswer, State, Transport
+from realtime.protocol.engineio import EnginePacket, EnginePacketType, decode_packet
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.events import (
     Closed,
@@ -18,19 +18,19 @@ from realtime.protocol.events import (
 )
 
 CONFIG = EngineConfig(ping_interval=300, ping_timeout=200, max_payload=1000, upgrade_timeout=1000)
-PING = Packet(PacketType.PING)
-PONG = Packet(PacketType.PONG)
-NOOP = Packet(PacketType.NOOP)
-CLOSE = Packet(PacketType.CLOSE)
+PING = EnginePacket(EnginePacketType.PING)
+PONG = EnginePacket(EnginePacketType.PONG)
+NOOP = EnginePacket(EnginePacketType.NOOP)
+CLOSE = EnginePacket(EnginePacketType.CLOSE)
 
 
 def polling(now=0.0):
-    return Connection("sid1", CONFIG, Transport.POLLING, now)
+    return EngineConnection("sid1", CONFIG, Transport.POLLING, now)
 
 
 def test_open_packet_over_polling_offers_websocket():
     packet = polling().open_packet()
-    assert packet.type is PacketType.OPEN
+    assert packet.type is EnginePacketType.OPEN
     assert json.loads(packet.data) == {
         "sid": "sid1",
         "upgrades": ["websocket"],
@@ -41,7 +41,7 @@ def test_open_packet_over_polling_offers_websocket():
 
 
 def test_open_packet_over_websocket_offers_no_upgrade():
-    conn = Connection("s", CONFIG, Transport.WEBSOCKET, 0.0)
+    conn = EngineConnection("s", CONFIG, Transport.WEBSOCKET, 0.0)
     assert json.loads(conn.open_packet().data)["upgrades"] == []
     assert conn.streaming
 
@@ -85,28 +85,28 @@ def test_pong_schedules_the_next_ping_from_the_pong():
 
 def test_message_becomes_an_event():
     conn = polling()
-    assert conn.receive(Packet(PacketType.MESSAGE, "hi"), 0.0) == [MessageReceived("hi")]
-    assert conn.receive(Packet(PacketType.MESSAGE, b"\x00"), 0.0) == [MessageReceived(b"\x00")]
+    assert conn.receive(EnginePacket(EnginePacketType.MESSAGE, "hi"), 0.0) == [MessageReceived("hi")]
+    assert conn.receive(EnginePacket(EnginePacketType.MESSAGE, b"\x00"), 0.0) == [MessageReceived(b"\x00")]
 
 
 def test_client_open_packet_is_a_protocol_error():
     with pytest.raises(ProtocolError):
-        polling().receive(Packet(PacketType.OPEN, "{}"), 0.0)
+        polling().receive(EnginePacket(EnginePacketType.OPEN, "{}"), 0.0)
 
 
 def test_poll_waits_then_takes_what_is_buffered():
     conn = polling()
     answer, packets, events = conn.poll(0.0)
     assert (answer, packets, events) == (PollAnswer.WAIT, [], [])
-    conn.outbox.append(Packet(PacketType.MESSAGE, "x"))
-    assert conn.take_poll() == [Packet(PacketType.MESSAGE, "x")]
+    conn.outbox.append(EnginePacket(EnginePacketType.MESSAGE, "x"))
+    assert conn.take_poll() == [EnginePacket(EnginePacketType.MESSAGE, "x")]
     assert not conn.poll_waiting
 
 
 def test_poll_answers_at_once_when_something_is_buffered():
     conn = polling()
-    conn.outbox.append(Packet(PacketType.MESSAGE, "x"))
-    assert conn.poll(0.0) == (PollAnswer.RESPOND, [Packet(PacketType.MESSAGE, "x")], [])
+    conn.outbox.append(EnginePacket(EnginePacketType.MESSAGE, "x"))
+    assert conn.poll(0.0) == (PollAnswer.RESPOND, [EnginePacket(EnginePacketType.MESSAGE, "x")], [])
 
 
 def test_second_concurrent_get_closes_the_session_and_the_held_get_gets_close():
@@ -130,17 +130,17 @@ def test_upgrade_probe_then_upgrade_packet():
     conn.poll(0.0)
     assert conn.attach_probe(0.0)
     assert conn.state is State.PROBING
-    events = conn.receive_probe(Packet(PacketType.PING, "probe"), 0.0)
-    assert events == [ProbeAnswered(Packet(PacketType.PONG, "probe"))]
+    events = conn.receive_probe(EnginePacket(EnginePacketType.PING, "probe"), 0.0)
+    assert events == [ProbeAnswered(EnginePacket(EnginePacketType.PONG, "probe"))]
     assert conn.deadline() == pytest.approx(0.05)
     assert conn.tick(0.05) == [PollReleased([NOOP])]  # the held GET returns so the client can pause
     assert conn.poll(0.06) == (PollAnswer.WAIT, [], [])  # any GET during the upgrade is held too ...
-    conn.outbox.append(Packet(PacketType.MESSAGE, "kept"))
+    conn.outbox.append(EnginePacket(EnginePacketType.MESSAGE, "kept"))
     assert not conn.poll_flushable  # ... and gets no data, which waits for the WebSocket
     assert conn.tick(0.11) == [PollReleased([NOOP])]
-    assert conn.receive_probe(Packet(PacketType.UPGRADE), 0.12) == [Upgraded()]
+    assert conn.receive_probe(EnginePacket(EnginePacketType.UPGRADE), 0.12) == [Upgraded()]
     assert conn.transport is Transport.WEBSOCKET and conn.streaming
-    assert conn.drain() == [Packet(PacketType.MESSAGE, "kept")]
+    assert conn.drain() == [EnginePacket(EnginePacketType.MESSAGE, "kept")]
     assert conn.poll(0.0)[0] is PollAnswer.REFUSE
 
 
@@ -148,8 +148,8 @@ def test_second_probe_and_probe_after_upgrade_are_refused():
     conn = polling()
     assert conn.attach_probe(0.0)
     assert not conn.attach_probe(0.0)
-    conn.receive_probe(Packet(PacketType.PING, "probe"), 0.0)
-    conn.receive_probe(Packet(PacketType.UPGRADE), 0.0)
+    conn.receive_probe(EnginePacket(EnginePacketType.PING, "probe"), 0.0)
+    conn.receive_probe(EnginePacket(EnginePacketType.UPGRADE), 0.0)
     assert not conn.attach_probe(0.0)
 
 
@@ -157,13 +157,13 @@ def test_upgrade_packet_before_probe_is_a_protocol_error():
     conn = polling()
     conn.attach_probe(0.0)
     with pytest.raises(ProtocolError):
-        conn.receive_probe(Packet(PacketType.UPGRADE), 0.0)
+        conn.receive_probe(EnginePacket(EnginePacketType.UPGRADE), 0.0)
 
 
 def test_probe_that_never_upgrades_is_abandoned_and_polling_goes_on():
     conn = polling()
     conn.attach_probe(0.0)
-    conn.receive_probe(Packet(PacketType.PING, "probe"), 0.0)
+    conn.receive_probe(EnginePacket(EnginePacketType.PING, "probe"), 0.0)
     conn.receive(PONG, 0.25)  # a pong nobody asked for does not move the next ping
     assert conn.deadline() == pytest.approx(0.3)
     for at in (0.3, 0.6, 0.9):  # keep the heartbeat happy
@@ -188,7 +188,7 @@ def test_closed_session_refuses_polls_but_hands_over_a_pending_close_packet():
     conn.close("forced close")
     assert conn.poll(0.0) == (PollAnswer.RESPOND, [CLOSE], [])
     assert conn.poll(0.0)[0] is PollAnswer.REFUSE
-    assert conn.receive(Packet(PacketType.MESSAGE, "late"), 0.0) == []
+    assert conn.receive(EnginePacket(EnginePacketType.MESSAGE, "late"), 0.0) == []
 
 
 def test_close_is_reported_once():
@@ -200,13 +200,13 @@ def test_close_is_reported_once():
 
 def test_pong_data_echoes_a_client_ping():
     conn = polling()
-    conn.receive(Packet(PacketType.PING, "x"), 0.0)
+    conn.receive(EnginePacket(EnginePacketType.PING, "x"), 0.0)
     assert list(conn.outbox) == [decode_packet("3x")]
 
 
 def test_a_polling_response_carries_at_most_16_packets():
     conn = polling()
-    conn.outbox.extend(Packet(PacketType.MESSAGE, str(i)) for i in range(40))
+    conn.outbox.extend(EnginePacket(EnginePacketType.MESSAGE, str(i)) for i in range(40))
     answer, packets, _ = conn.poll(0.0)
     assert answer is PollAnswer.RESPOND
     assert [p.data for p in packets] == [str(i) for i in range(16)]
@@ -218,7 +218,7 @@ def test_get_held_when_the_upgrade_completes_is_refused():
     """The conformance suite sends 2probe and 5 back to back, then GETs: that GET loses."""
     conn = polling()
     conn.attach_probe(0.0)
-    conn.receive_probe(Packet(PacketType.PING, "probe"), 0.0)
+    conn.receive_probe(EnginePacket(EnginePacketType.PING, "probe"), 0.0)
     assert conn.poll(0.001)[0] is PollAnswer.WAIT
-    assert conn.receive_probe(Packet(PacketType.UPGRADE), 0.002) == [PollRefused(), Upgraded()]
+    assert conn.receive_probe(EnginePacket(EnginePacketType.UPGRADE), 0.002) == [PollRefused(), Upgraded()]
     assert not conn.poll_waiting

@@ -1,6 +1,6 @@
 """The Engine.IO state machine under arbitrary sequences of inputs, with a fake clock.
 
-test_engine.py pins single scenarios; this drives ``Connection`` the way
+test_engine.py pins single scenarios; this drives ``EngineConnection`` the way
 ``realtime.sessions.Session`` does (same calls, same handling of the events it
 returns), in any order hypothesis can think of, and checks after every step
 what the spec promises whatever came before:
@@ -28,8 +28,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from realtime.protocol.engine import Connection, EngineConfig, PollAnswer, State, Transport
-from realtime.protocol.engineio import CLOSE, Packet, PacketType, decode_packet
+from realtime.protocol.engine import EngineConfig, EngineConnection, PollAnswer, State, Transport
+from realtime.protocol.engineio import CLOSE, EnginePacket, EnginePacketType, decode_packet
 from realtime.protocol.errors import ProtocolError
 from realtime.protocol.events import (
     Closed,
@@ -44,15 +44,15 @@ from realtime.protocol.events import (
 # What a client can put on either transport: any packet type with short data, binary messages,
 # the upgrade's own packets, and raw frames that may not decode at all.
 PACKETS = st.one_of(
-    st.builds(Packet, st.sampled_from(PacketType), st.text(max_size=4)),
-    st.builds(Packet, st.just(PacketType.MESSAGE), st.binary(max_size=4)),
+    st.builds(EnginePacket, st.sampled_from(EnginePacketType), st.text(max_size=4)),
+    st.builds(EnginePacket, st.just(EnginePacketType.MESSAGE), st.binary(max_size=4)),
     st.sampled_from(
         [
-            Packet(PacketType.PING, "probe"),
-            Packet(PacketType.PONG),
-            Packet(PacketType.UPGRADE),
-            Packet(PacketType.NOOP),
-            Packet(PacketType.CLOSE),
+            EnginePacket(EnginePacketType.PING, "probe"),
+            EnginePacket(EnginePacketType.PONG),
+            EnginePacket(EnginePacketType.UPGRADE),
+            EnginePacket(EnginePacketType.NOOP),
+            EnginePacket(EnginePacketType.CLOSE),
         ]
     ),
 )
@@ -60,8 +60,10 @@ FRAMES = st.one_of(PACKETS, st.text(max_size=6), st.binary(max_size=4))
 # What a well-behaved client sends while the session lives: a separate rule, so that sequences are
 # not mostly cut short by a close or a parse error before they reach the upgrade.
 BENIGN = st.one_of(
-    st.builds(Packet, st.just(PacketType.MESSAGE), st.one_of(st.text(max_size=3), st.binary(max_size=3))),
-    st.sampled_from([Packet(PacketType.PONG), Packet(PacketType.PING), Packet(PacketType.NOOP)]),
+    st.builds(EnginePacket, st.just(EnginePacketType.MESSAGE), st.one_of(st.text(max_size=3), st.binary(max_size=3))),
+    st.sampled_from(
+        [EnginePacket(EnginePacketType.PONG), EnginePacket(EnginePacketType.PING), EnginePacket(EnginePacketType.NOOP)]
+    ),
 )
 CONFIGS = st.builds(
     EngineConfig,
@@ -73,17 +75,17 @@ CONFIGS = st.builds(
 DELAYS = st.one_of(st.sampled_from([0.0, 0.001, 0.05, 0.3]), st.floats(0, 1), st.floats(0, 60))
 
 
-def as_packet(frame: Packet | str | bytes) -> Packet:
+def as_packet(frame: EnginePacket | str | bytes) -> EnginePacket:
     """A raw frame decoded as the WebSocket consumer decodes it (may raise ProtocolError)."""
-    return frame if isinstance(frame, Packet) else decode_packet(frame)
+    return frame if isinstance(frame, EnginePacket) else decode_packet(frame)
 
 
 class EngineMachine(RuleBasedStateMachine):
-    """One sid's Connection and a record of what its client has received on each transport."""
+    """One sid's EngineConnection and a record of what its client has received on each transport."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.conn: Connection
+        self.conn: EngineConnection
         self.now = 0.0
         self.held = False  # a polling GET waits for an answer
         self.probe = False  # a probe WebSocket is attached
@@ -98,7 +100,7 @@ class EngineMachine(RuleBasedStateMachine):
     @initialize(config=CONFIGS, transport=st.sampled_from(Transport), start=st.floats(0, 1e5))
     def open(self, config: EngineConfig, transport: Transport, start: float) -> None:
         self.now = start
-        self.conn = Connection("sid", config, transport, start)
+        self.conn = EngineConnection("sid", config, transport, start)
         self.next_ping = start + config.ping_interval / 1000
 
     # -- the adapter: what Session does with events and the outbox -------------------
@@ -108,7 +110,7 @@ class EngineMachine(RuleBasedStateMachine):
         for event in events:
             if isinstance(event, ProbeAnswered):
                 assert self.probe, "a probe answered with no probe WebSocket"
-                assert event.packet == Packet(PacketType.PONG, "probe")
+                assert event.packet == EnginePacket(EnginePacketType.PONG, "probe")
             elif isinstance(event, PollReleased):
                 assert self.held, "a GET released that nobody holds"
                 self.held = False
@@ -146,16 +148,16 @@ class EngineMachine(RuleBasedStateMachine):
             self.conn.outbox.clear()  # nobody is left to collect it; a close packet waits for the next GET
         self.probe = False
 
-    def deliver_poll(self, packets: list[Packet]) -> None:
+    def deliver_poll(self, packets: list[EnginePacket]) -> None:
         assert not self.upgraded, f"a GET answered after the upgrade completed: {packets}"
         self.record(packets)
 
-    def deliver_ws(self, packets: list[Packet]) -> None:
+    def deliver_ws(self, packets: list[EnginePacket]) -> None:
         assert self.conn.transport is Transport.WEBSOCKET
         self.record(packets)
 
-    def record(self, packets: list[Packet]) -> None:
-        self.delivered.extend(str(p.data) for p in packets if p.type is PacketType.MESSAGE)
+    def record(self, packets: list[EnginePacket]) -> None:
+        self.delivered.extend(str(p.data) for p in packets if p.type is EnginePacketType.MESSAGE)
 
     def tick(self) -> None:
         """The session's timer (or catch_up) at ``now``: check the heartbeat against the spec's schedule."""
@@ -163,7 +165,7 @@ class EngineMachine(RuleBasedStateMachine):
         if due is None or due > self.now:
             return
         was_closed = self.conn.closed
-        pings_before = self.conn.outbox.count(Packet(PacketType.PING))
+        pings_before = self.conn.outbox.count(EnginePacket(EnginePacketType.PING))
         events = self.conn.tick(self.now)
         timed_out = Closed("ping timeout") in events
         if self.pong_due is not None and self.now >= self.pong_due and not was_closed:
@@ -171,7 +173,7 @@ class EngineMachine(RuleBasedStateMachine):
         else:
             assert not timed_out, f"ping timeout at {self.now}, before {self.pong_due}"
         if not self.conn.closed:
-            pinged = self.conn.outbox.count(Packet(PacketType.PING)) - pings_before
+            pinged = self.conn.outbox.count(EnginePacket(EnginePacketType.PING)) - pings_before
             expected = int(self.pong_due is None and self.now >= self.next_ping)
             assert pinged == expected, f"{pinged} pings at {self.now}; next due {self.next_ping}"
             if pinged:
@@ -180,7 +182,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     # -- rules: the client ----------------------------------------------------------
     @rule(frame=FRAMES)
-    def client_sends(self, frame: Packet | str | bytes) -> None:
+    def client_sends(self, frame: EnginePacket | str | bytes) -> None:
         """A packet on the transport that carries the session (a POST, or the active WebSocket)."""
         try:
             packet = as_packet(frame)
@@ -189,12 +191,12 @@ class EngineMachine(RuleBasedStateMachine):
         except ProtocolError:
             events = self.conn.close("parse error")
         else:
-            if packet.type is PacketType.PONG and not closed:
+            if packet.type is EnginePacketType.PONG and not closed:
                 self.next_ping, self.pong_due = self.now + self.conn.config.ping_interval / 1000, None
         self.apply(events)
 
     @rule(packet=BENIGN)
-    def client_behaves(self, packet: Packet) -> None:
+    def client_behaves(self, packet: EnginePacket) -> None:
         self.client_sends(packet)
 
     @rule()
@@ -233,7 +235,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(frame=FRAMES)
     @precondition(lambda self: self.probe)
-    def probe_sends(self, frame: Packet | str | bytes) -> None:
+    def probe_sends(self, frame: EnginePacket | str | bytes) -> None:
         try:
             events = self.conn.receive_probe(as_packet(frame), self.now)
         except ProtocolError:
@@ -244,7 +246,11 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.probe)
     def probe_proceeds(self) -> None:
         """The well-behaved client's next upgrade step: ``2probe``, then ``5`` (random frames rarely are)."""
-        step = Packet(PacketType.PING, "probe") if self.conn.state is State.PROBING else Packet(PacketType.UPGRADE)
+        step = (
+            EnginePacket(EnginePacketType.PING, "probe")
+            if self.conn.state is State.PROBING
+            else EnginePacket(EnginePacketType.UPGRADE)
+        )
         self.probe_sends(step)
 
     @rule(before=st.integers(0, 3), during=st.integers(0, 3), get=st.booleans())
@@ -282,7 +288,7 @@ class EngineMachine(RuleBasedStateMachine):
             return
         message = f"{len(self.sent)}:{data}"
         self.sent.append(message)
-        packet = Packet(PacketType.MESSAGE, message)
+        packet = EnginePacket(EnginePacketType.MESSAGE, message)
         if self.conn.streaming:
             self.deliver_ws([packet])
             return
@@ -356,7 +362,7 @@ class EngineMachine(RuleBasedStateMachine):
     def messages_arrive_once_in_order(self) -> None:
         assert self.delivered == self.sent[: len(self.delivered)], f"sent {self.sent}, got {self.delivered}"
         if not self.conn.closed:
-            buffered = [str(p.data) for p in self.conn.outbox if p.type is PacketType.MESSAGE]
+            buffered = [str(p.data) for p in self.conn.outbox if p.type is EnginePacketType.MESSAGE]
             assert self.delivered + buffered == self.sent, "a queued message vanished before the close"
 
 

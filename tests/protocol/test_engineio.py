@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from realtime.protocol.engineio import (
-    Packet,
-    PacketType,
+    EnginePacket,
+    EnginePacketType,
     decode_packet,
     decode_payload,
     encode_packet,
@@ -20,16 +20,16 @@ from realtime.protocol.errors import ProtocolError
 @pytest.mark.parametrize(
     ("wire", "packet"),
     [
-        ("0{}", Packet(PacketType.OPEN, "{}")),
-        ("1", Packet(PacketType.CLOSE)),
-        ("2", Packet(PacketType.PING)),
-        ("2probe", Packet(PacketType.PING, "probe")),
-        ("3probe", Packet(PacketType.PONG, "probe")),
-        ("4hello", Packet(PacketType.MESSAGE, "hello")),
-        ("4", Packet(PacketType.MESSAGE, "")),
-        ("4héllo €😀", Packet(PacketType.MESSAGE, "héllo €😀")),
-        ("5", Packet(PacketType.UPGRADE)),
-        ("6", Packet(PacketType.NOOP)),
+        ("0{}", EnginePacket(EnginePacketType.OPEN, "{}")),
+        ("1", EnginePacket(EnginePacketType.CLOSE)),
+        ("2", EnginePacket(EnginePacketType.PING)),
+        ("2probe", EnginePacket(EnginePacketType.PING, "probe")),
+        ("3probe", EnginePacket(EnginePacketType.PONG, "probe")),
+        ("4hello", EnginePacket(EnginePacketType.MESSAGE, "hello")),
+        ("4", EnginePacket(EnginePacketType.MESSAGE, "")),
+        ("4héllo €😀", EnginePacket(EnginePacketType.MESSAGE, "héllo €😀")),
+        ("5", EnginePacket(EnginePacketType.UPGRADE)),
+        ("6", EnginePacket(EnginePacketType.NOOP)),
     ],
 )
 def test_text_packets(wire, packet):
@@ -38,8 +38,8 @@ def test_text_packets(wire, packet):
 
 
 def test_binary_frame_is_the_raw_bytes():
-    assert decode_packet(b"\x01\x02\x03\x04") == Packet(PacketType.MESSAGE, b"\x01\x02\x03\x04")
-    assert encode_packet(Packet(PacketType.MESSAGE, b"\x01\x02")) == b"\x01\x02"
+    assert decode_packet(b"\x01\x02\x03\x04") == EnginePacket(EnginePacketType.MESSAGE, b"\x01\x02\x03\x04")
+    assert encode_packet(EnginePacket(EnginePacketType.MESSAGE, b"\x01\x02")) == b"\x01\x02"
 
 
 def test_polling_base64_in_mime_lines_as_the_java_client_sends_it():
@@ -48,10 +48,10 @@ def test_polling_base64_in_mime_lines_as_the_java_client_sends_it():
     wrapped = base64.encodebytes(data).decode()  # MIME lines, "\n"-terminated
     assert "\n" in wrapped.rstrip("\n")
     assert decode_payload("b" + wrapped + "\x1e4x") == [
-        Packet(PacketType.MESSAGE, data),
-        Packet(PacketType.MESSAGE, "x"),
+        EnginePacket(EnginePacketType.MESSAGE, data),
+        EnginePacket(EnginePacketType.MESSAGE, "x"),
     ]
-    assert decode_payload("b" + wrapped.replace("\n", "\r\n")) == [Packet(PacketType.MESSAGE, data)]
+    assert decode_payload("b" + wrapped.replace("\n", "\r\n")) == [EnginePacket(EnginePacketType.MESSAGE, data)]
     with pytest.raises(ProtocolError):
         decode_payload("bAA E=")  # other whitespace is still malformed
 
@@ -65,17 +65,20 @@ def test_bad_text_packets(wire):
 @pytest.mark.parametrize(
     ("body", "packets"),
     [
-        (b"4hello", [Packet(PacketType.MESSAGE, "hello")]),
+        (b"4hello", [EnginePacket(EnginePacketType.MESSAGE, "hello")]),
         (
             b"4test1\x1e4test2\x1e4test3",
-            [Packet(PacketType.MESSAGE, f"test{i}") for i in (1, 2, 3)],
+            [EnginePacket(EnginePacketType.MESSAGE, f"test{i}") for i in (1, 2, 3)],
         ),
         (
             b"4hello\x1ebAQIDBA==",
-            [Packet(PacketType.MESSAGE, "hello"), Packet(PacketType.MESSAGE, b"\x01\x02\x03\x04")],
+            [
+                EnginePacket(EnginePacketType.MESSAGE, "hello"),
+                EnginePacket(EnginePacketType.MESSAGE, b"\x01\x02\x03\x04"),
+            ],
         ),
-        (b"3", [Packet(PacketType.PONG)]),
-        (b"1", [Packet(PacketType.CLOSE)]),
+        (b"3", [EnginePacket(EnginePacketType.PONG)]),
+        (b"1", [EnginePacket(EnginePacketType.CLOSE)]),
     ],
 )
 def test_payloads(body, packets):
@@ -90,11 +93,11 @@ def test_bad_payloads(body):
 
 
 text_packets = st.builds(
-    Packet,
-    st.sampled_from(list(PacketType)),
+    EnginePacket,
+    st.sampled_from(list(EnginePacketType)),
     st.text().filter(lambda s: "\x1e" not in s),
 )
-binary_packets = st.builds(Packet, st.just(PacketType.MESSAGE), st.binary())
+binary_packets = st.builds(EnginePacket, st.just(EnginePacketType.MESSAGE), st.binary())
 any_packet = st.one_of(text_packets, binary_packets)
 
 
@@ -114,7 +117,7 @@ def test_random_bytes_give_packets_or_protocol_error(body):
         packets = decode_payload(body)
     except ProtocolError:
         return
-    assert all(isinstance(p, Packet) for p in packets)
+    assert all(isinstance(p, EnginePacket) for p in packets)
 
 
 @given(st.text())

@@ -9,7 +9,7 @@ The unprefixed twins are for sync code (views, tasks, commands, the shell).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -118,25 +118,23 @@ class Answers:
     async def join(self, envelope: Envelope) -> int:
         message = envelope.message
         assert isinstance(message, SocketsJoin)
-        sockets = _sockets(self.runtime, message.namespace, message.room)
-        for socket in sockets:
-            await socket.join(*message.rooms)
-        return len(sockets)
+        return await self._each(message.namespace, message.room, lambda s: s.join(*message.rooms))
 
     async def leave(self, envelope: Envelope) -> int:
         message = envelope.message
         assert isinstance(message, SocketsLeave)
-        sockets = _sockets(self.runtime, message.namespace, message.room)
-        for socket in sockets:
-            await socket.leave(*message.rooms)
-        return len(sockets)
+        return await self._each(message.namespace, message.room, lambda s: s.leave(*message.rooms))
 
     async def disconnect(self, envelope: Envelope) -> int:
         message = envelope.message
         assert isinstance(message, DisconnectSockets)
-        sockets = _sockets(self.runtime, message.namespace, message.room)
+        return await self._each(message.namespace, message.room, lambda s: s.disconnect(close=message.close))
+
+    async def _each(self, namespace: str, room: str | None, action: Callable[[Socket], Awaitable[None]]) -> int:
+        """Do ``action`` to this process's sockets in ``room`` of ``namespace``; how many there were."""
+        sockets = _sockets(self.runtime, namespace, room)
         for socket in sockets:
-            await socket.disconnect(close=message.close)
+            await action(socket)
         return len(sockets)
 
     async def rooms(self, envelope: Envelope) -> dict[str, int]:

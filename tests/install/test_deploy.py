@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from realtime.node import key_of_sid
+from realtime.member import key_of_sid
 from tests.clients.node import NodeAgent
 from tests.cluster import RedisServer, ensure_redis_installed, free_port
 from tests.install.clients import PythonChat, aannounce, node_chat

@@ -52,7 +52,7 @@ def request(message):
     return Envelope("a1b2c3", message, request_id="a1b2c3-0", reply_to="a1b2c3")
 
 
-# What node.py, broadcast.py, cluster.py, policy.py and consumers/forwarding.py send today, key for key.
+# What member.py, runtime.py (broadcasts), cluster.py and relays.py send, key for key (the wire of before the refactor).
 CASES = [
     (
         Envelope("a1b2c3", Heartbeat(INFO, hello=True)),

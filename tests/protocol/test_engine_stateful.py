@@ -187,11 +187,13 @@ class EngineMachine(RuleBasedStateMachine):
         try:
             packet = as_packet(frame)
             closed = self.conn.closed
+            # a pong counts only for a ping the client can have seen: asked, and no longer in our buffer
+            answers = self.pong_due is not None and EnginePacket(EnginePacketType.PING) not in self.conn.outbox
             events = self.conn.receive(packet, self.now)
         except ProtocolError:
             events = self.conn.close("parse error")
         else:
-            if packet.type is EnginePacketType.PONG and not closed:
+            if packet.type is EnginePacketType.PONG and not closed and answers:
                 self.next_ping, self.pong_due = self.now + self.conn.config.ping_interval / 1000, None
         self.apply(events)
 

@@ -44,7 +44,10 @@ async function refused(page) {
 async function login(page) {
   const dialog = await submitLogin(page, options.password);
   await dialog.waitFor({ state: "hidden" });
-  report.sessionSaved = await page.evaluate(() => Boolean(localStorage.getItem("session_id")));
+  // the UI saves the session id when its "session" event arrives, just after the CONNECT that hid the dialog
+  report.sessionSaved = await page
+    .waitForFunction(() => Boolean(localStorage.getItem("session_id")), null, { timeout: 5000 })
+    .then(() => true, () => false);
 }
 
 function socketRow(page, id) {

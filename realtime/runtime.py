@@ -106,8 +106,7 @@ class Runtime:
         """A socket left: out of every room, and out of the groups nobody here needs any more."""
         emptied, namespace_empty = self.rooms.remove_member(member)
         for room in emptied:
-            if owner_key(room) != self.key:
-                await self.member.unsubscribe(group_name(member.namespace, room))
+            await self._unsubscribe(member.namespace, room)
         if namespace_empty:
             await self.member.unsubscribe(group_name(member.namespace))
 
@@ -116,8 +115,13 @@ class Runtime:
             await self.member.subscribe(group_name(member.namespace, room))
 
     async def leave(self, member: Member, room: str) -> None:
-        if self.rooms.leave(member, room) and owner_key(room) != self.key:
-            await self.member.unsubscribe(group_name(member.namespace, room))
+        if self.rooms.leave(member, room):
+            await self._unsubscribe(member.namespace, room)
+
+    async def _unsubscribe(self, namespace: str, room: str) -> None:
+        """The last local member left ``room``: out of its group (a socket id's own room never had one here)."""
+        if owner_key(room) != self.key:
+            await self.member.unsubscribe(group_name(namespace, room))
 
     def _subscriptions(self) -> list[str]:
         return self.rooms.groups(self.key)

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zishang520/socket.io/clients/engine/v3"
 	"github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -124,8 +125,63 @@ func (r *run) nextTag(what string) string {
 	return fmt.Sprintf("%s-go-%s-%s-%d", r.cfg.tag, r.transport, what, r.n)
 }
 
-// open makes a new Engine.IO connection (its own manager) for this run's transport.
+// open makes a new Engine.IO connection (its own manager) for this run's transport, and waits for it
+// to be open.
+//
+// v3.0.6 races itself here: Manager.Open creates the engine socket, which starts connecting at once
+// (engine.NewSocket dials), and only then subscribes to its "open" event. When the engine opens in
+// between, the manager never sees it: it stays "opening", no socket on it ever sends CONNECT, and
+// after its timeout it reports connect_error "timeout" while the server holds an open Engine.IO
+// session that sent nothing (its log: "no namespace connected within CONNECT_TIMEOUT"). The JS
+// client cannot lose the event (one thread; open comes on a later tick). So open waits for the
+// manager, and when the engine is open but the manager missed it, it says so on stderr and starts
+// a new manager, up to three times; a server that never opens still fails the scenario.
 func (r *run) open(reconnect bool) *socket.Manager {
+	var manager *socket.Manager
+	for attempt := 1; attempt <= 3; attempt++ {
+		manager = r.newManager(reconnect)
+		opened := make(chan error, 1)
+		manager.Open(func(err error) { opened <- err })
+		if !lostOpen(manager, opened) {
+			return manager
+		}
+		fmt.Fprintf(os.Stderr, "%s: attempt %d: the engine opened but the library's manager missed its open event; "+
+			"starting a new manager\n", r.transport, attempt)
+		if eng := manager.Engine(); eng != nil {
+			eng.Close()
+		}
+	}
+	return manager
+}
+
+// lostOpen waits for the manager's open (or error) and reports whether the library lost the engine's
+// open event: the engine has been open for a second while the manager has heard nothing.
+func lostOpen(manager *socket.Manager, opened <-chan error) bool {
+	deadline := time.After(timeout)
+	var openSince time.Time
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-opened:
+			return false
+		case <-deadline:
+			return false // let the scenario report what the server did (or did not) do
+		case now := <-tick.C:
+			eng := manager.Engine()
+			if eng == nil || eng.ReadyState() != engine.SocketStateOpen {
+				continue
+			}
+			if openSince.IsZero() {
+				openSince = now
+			} else if now.Sub(openSince) > time.Second {
+				return true
+			}
+		}
+	}
+}
+
+func (r *run) newManager(reconnect bool) *socket.Manager {
 	opts := socket.DefaultOptions()
 	if r.transport == "polling" {
 		opts.SetTransports(types.NewSet(socket.Polling))

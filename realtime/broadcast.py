@@ -21,6 +21,7 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 
 from .exceptions import AckTimeout, ClusterUnavailable
+from .parsers import Parser
 from .protocol import socketio
 from .protocol.cluster import Broadcast
 from .runtime import Runtime, current
@@ -33,13 +34,21 @@ class AckTarget(Protocol):
     async def emit_with_ack(self, event_name: str, *args: Any, timeout: float = 5.0) -> list[Any]: ...
 
 
-def encode_frames(packet: socketio.Packet) -> Outgoing:
+def encode_frames(parser: Parser, packet: socketio.Packet, compress: bool = True) -> Outgoing:
     """A Socket.IO packet as the Engine.IO messages that carry it, encoded once."""
-    return Outgoing.of(socketio.encode(packet))
+    return Outgoing.of(parser.encode(packet), compress)
 
 
-def event_frames(namespace: str, event: str, args: Iterable[Any], ack_id: int | None = None) -> Outgoing:
-    return encode_frames(socketio.Packet(socketio.PacketType.EVENT, namespace, [event, *args], ack_id))
+def event_frames(
+    parser: Parser,
+    namespace: str,
+    event: str,
+    args: Iterable[Any],
+    ack_id: int | None = None,
+    compress: bool = True,
+) -> Outgoing:
+    packet = socketio.Packet(socketio.PacketType.EVENT, namespace, [event, *args], ack_id)
+    return encode_frames(parser, packet, compress)
 
 
 def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -85,7 +94,11 @@ class BroadcastOperator:
         return replace(self, is_local=True)
 
     def compress(self, value: bool = True) -> BroadcastOperator:
-        """Accepted for API parity; daphne negotiates no WebSocket compression, so it changes nothing."""
+        """``compress(False)``: polling answers carrying only such packets are sent uncompressed.
+
+        Over WebSocket the ASGI server decides: ASGI has no per-message compression flag, so a
+        server that negotiated permessage-deflate (uvicorn) compresses every frame over its threshold.
+        """
         return replace(self, compressed=value)
 
     def timeout(self, seconds: float) -> BroadcastOperator:
@@ -94,7 +107,8 @@ class BroadcastOperator:
 
     async def emit(self, event: str, *args: Any) -> None:
         """Deliver locally and publish to the other processes; ClusterUnavailable if the latter failed."""
-        outgoing = event_frames(self.namespace, event, args)
+        runtime = self.runtime or current()
+        outgoing = event_frames(runtime.parser, self.namespace, event, args, compress=self.compressed)
         message = Broadcast(
             namespace=self.namespace,
             rooms=self.rooms,
@@ -105,8 +119,9 @@ class BroadcastOperator:
             args=args,
             frames=outgoing.payloads,
             via=None,
+            compress=self.compressed,
         )
-        if not await (self.runtime or current()).broadcast(message, outgoing, local=self.is_local):
+        if not await runtime.broadcast(message, outgoing, local=self.is_local):
             raise ClusterUnavailable()
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:

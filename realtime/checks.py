@@ -61,6 +61,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         *_booleans(merged),
         *_rates(merged),
         *_admin_ui(merged["ADMIN_UI"]),
+        *_parser(merged["PARSER"]),
     ]
 
 
@@ -73,11 +74,24 @@ def _unknown_keys(value: dict[str, Any]) -> list[CheckMessage]:
 
 
 def _positive_ints(merged: dict[str, Any]) -> list[CheckMessage]:
-    return [
+    def bad(value: object) -> bool:
+        return isinstance(value, bool) or not isinstance(value, int) or value <= 0
+
+    errors: list[CheckMessage] = [
         Error(f"REALTIME[{key!r}] must be a positive whole number, not {merged[key]!r}.", id="realtime.E002")
         for key in POSITIVE_INTS
-        if isinstance(merged[key], bool) or not isinstance(merged[key], int) or merged[key] <= 0
+        if bad(merged[key])
     ]
+    threshold = merged["HTTP_COMPRESSION_THRESHOLD"]
+    if threshold is not None and bad(threshold):
+        errors.append(
+            Error(
+                f"REALTIME['HTTP_COMPRESSION_THRESHOLD'] must be a positive number of bytes or None, "
+                f"not {threshold!r}.",
+                id="realtime.E002",
+            )
+        )
+    return errors
 
 
 def _transports(value: object) -> list[CheckMessage]:
@@ -243,3 +257,17 @@ def _admin_ui(value: object) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _parser(value: object) -> list[CheckMessage]:
+    from .parsers import PARSERS
+
+    if isinstance(value, str) and value in PARSERS:
+        return []
+    return [
+        Error(
+            f"REALTIME['PARSER'] must be one of {sorted(PARSERS)}, not {value!r}.",
+            hint="The client needs the same parser: socket.io-msgpack-parser for 'msgpack'.",
+            id="realtime.E012",
+        )
+    ]

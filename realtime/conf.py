@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "PING_TIMEOUT": 20_000,
     # Largest polling body or WebSocket frame accepted, in bytes.
     "MAX_PAYLOAD": 1_000_000,
+    # Polling answers of at least this many bytes are sent gzip- or deflate-compressed to
+    # clients whose Accept-Encoding takes it, as Node's httpCompression; None turns it off.
+    "HTTP_COMPRESSION_THRESHOLD": 1024,
     # Transports offered, in the order a client should try them.
     "TRANSPORTS": ["polling", "websocket"],
     # Origins allowed for cross-origin requests ("https://example.com", or "*").
@@ -58,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     # On SIGTERM: how long, in ms, the process takes to refuse new handshakes, close
     # its transports in batches (clients reconnect elsewhere) and answer what it forwards.
     "SHUTDOWN_GRACE": 5_000,
+    # The Socket.IO parser, as Node's `parser` option: "json" (socket.io-parser) or "msgpack"
+    # (npm's socket.io-msgpack-parser); clients must use the same one, and so must every process.
+    "PARSER": "json",
     # What receives the Engine.IO messages of a session: a callable taking
     # the Session and returning an object with on_open/on_message/on_close.
     # The Socket.IO server by default; realtime.testing.EchoHandler echoes.

@@ -11,7 +11,7 @@ import logging
 
 from .logs import throttled
 from .protocol.engine import PollAnswer, Transport
-from .protocol.engineio import EnginePacket, encode_payload
+from .protocol.engineio import EnginePacket, EnginePacketType, encode_payload
 from .protocol.http import BAD_REQUEST, Refusal
 from .sessions import Session
 
@@ -30,7 +30,8 @@ class PollResponder:
     answered = False
     held_by: Session | None = None
 
-    async def respond(self, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+    async def respond(self, status: int, body: bytes, *headers: tuple[bytes, bytes], compress: bool = False) -> None:
+        """Send the answer; ``compress``: it may be compressed (the HTTP side decides whether it is)."""
         raise NotImplementedError
 
     async def get(self, session: Session) -> None:
@@ -66,8 +67,13 @@ class PollResponder:
 
     # -- PollSink, used by the Session ------------------------------------------------
     async def deliver(self, packets: list[EnginePacket]) -> None:
-        """Answer this GET, now or after holding it."""
-        await self.respond(200, encode_payload(packets).encode(), TEXT)
+        """Answer this GET, now or after holding it; compressible unless every message said compress(False).
+
+        Only messages count: a ping batched with a compress(False) event would otherwise decide for it
+        (it does in Node), and an answer of nothing but control packets is a few bytes anyway.
+        """
+        compress = any(packet.compress for packet in packets if packet.type is EnginePacketType.MESSAGE)
+        await self.respond(200, encode_payload(packets).encode(), TEXT, compress=compress)
 
     async def refuse_upgraded(self) -> None:
         """An upgrade took this held GET's transport away."""

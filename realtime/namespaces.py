@@ -232,13 +232,16 @@ class Socket:
         return self.member.outgoing_listeners
 
     # -- sending ------------------------------------------------------------
-    async def emit(self, event_name: str, *args: Any) -> None:
-        """Send an event to this client."""
+    async def emit(self, event_name: str, *args: Any, compress: bool = True) -> None:
+        """Send an event to this client (``compress=False``, or ``socket.compress(False)``: see BroadcastOperator)."""
         if socketio.is_reserved_event(event_name):
             raise ValueError(f"{event_name!r} is a reserved event name")
-        await self.member.deliver(event_frames(self.namespace, event_name, args), event=event_name, args=args)
+        frames = event_frames(self.runtime.parser, self.namespace, event_name, args, compress=compress)
+        await self.member.deliver(frames, event=event_name, args=args)
 
-    async def emit_with_ack(self, event_name: str, *args: Any, timeout: float = 5.0) -> list[Any]:
+    async def emit_with_ack(
+        self, event_name: str, *args: Any, timeout: float = 5.0, compress: bool = True
+    ) -> list[Any]:
         """Send an event and return the arguments of the client's answer, always as a list.
 
         One shape whatever the client sends: ``cb("x")`` gives ``["x"]``, ``cb(["a", "b"])``
@@ -253,7 +256,7 @@ class Socket:
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = future
         try:
-            frames = event_frames(self.namespace, event_name, args, ack_id)
+            frames = event_frames(self.runtime.parser, self.namespace, event_name, args, ack_id, compress)
             await self.member.deliver(frames, event=event_name, args=args)
             answer = await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -263,7 +266,7 @@ class Socket:
         return answer
 
     async def send_packet(self, packet: socketio.Packet) -> None:
-        parts = socketio.encode(packet)
+        parts = self.runtime.parser.encode(packet)
         member = self.member
         if len(parts) == 1 and member.held is None and member.connected:
             # an ack or a control packet: one message, no Outgoing to build (Session.send picks the transport)
@@ -329,6 +332,10 @@ class Socket:
     def timeout(self, seconds: float) -> TimedEmit:
         """``socket.timeout(s).emit_with_ack(...)``: to this client, answered within ``s`` (as in Node)."""
         return TimedEmit(self, seconds)
+
+    def compress(self, value: bool = True) -> TimedEmit:
+        """``socket.compress(False).emit(...)``: that emit's polling answer goes out uncompressed (as in Node)."""
+        return TimedEmit(self, 5.0, compress=value)
 
     # -- the Engine.IO connection under the socket ------------------------------
     @property
@@ -414,17 +421,27 @@ class Socket:
 
 
 class TimedEmit:
-    """What ``socket.timeout(seconds)`` returns: the next acknowledged emit to that one socket."""
+    """What ``socket.timeout(seconds)`` and ``socket.compress(value)`` return: flags for the next emit."""
 
-    __slots__ = ("seconds", "socket")
+    __slots__ = ("compressed", "seconds", "socket")
     sync_wrapped = True
 
-    def __init__(self, socket: Socket, seconds: float) -> None:
+    def __init__(self, socket: Socket, seconds: float, compress: bool = True) -> None:
         self.socket = socket
         self.seconds = seconds
+        self.compressed = compress
+
+    def timeout(self, seconds: float) -> TimedEmit:
+        return TimedEmit(self.socket, seconds, self.compressed)
+
+    def compress(self, value: bool = True) -> TimedEmit:
+        return TimedEmit(self.socket, self.seconds, value)
+
+    async def emit(self, event_name: str, *args: Any) -> None:
+        await self.socket.emit(event_name, *args, compress=self.compressed)
 
     async def emit_with_ack(self, event_name: str, *args: Any) -> list[Any]:
-        return await self.socket.emit_with_ack(event_name, *args, timeout=self.seconds)
+        return await self.socket.emit_with_ack(event_name, *args, timeout=self.seconds, compress=self.compressed)
 
 
 class Conn:

@@ -82,13 +82,14 @@ class RemotePoll(PollResponder):
         self.relays = relays
         self.request = request
 
-    async def respond(self, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+    async def respond(self, status: int, body: bytes, *headers: tuple[bytes, bytes], compress: bool = False) -> None:
         if self.answered:
             return
         self.answered = True
         assert self.request.request_id is not None
         self.relays.held.pop(self.request.request_id, None)
-        answer = {"status": status, "body": body, "headers": [list(h) for h in headers]}
+        # compressed, if at all, by the process that holds the HTTP request: it has the Accept-Encoding
+        answer = {"status": status, "body": body, "headers": [list(h) for h in headers], "compress": compress}
         await self.relays.member.reply(self.request, answer)
 
 

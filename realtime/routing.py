@@ -34,6 +34,7 @@ def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overri
         upgrade_timeout=conf["UPGRADE_TIMEOUT"],
         max_buffered_bytes=conf["MAX_BUFFERED_BYTES"],
         max_buffered_packets=conf["MAX_BUFFERED_PACKETS"],
+        http_compression_threshold=conf["HTTP_COMPRESSION_THRESHOLD"],
     )
     return Endpoint(
         config,

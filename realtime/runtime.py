@@ -25,6 +25,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from .member import NODES_GROUP, ClusterMember, LayerHandler
+from .parsers import JSON, Parser
 from .protocol.cluster import (
     Broadcast,
     Envelope,
@@ -55,7 +56,10 @@ class Runtime:
         handlers: Callable[[Runtime], Dispatch] | None = None,
         layer: Any = None,
         clustered: bool | None = None,
+        parser: Parser = JSON,
     ) -> None:
+        # one parser for the process (REALTIME["PARSER"]), and for the cluster: frames cross processes encoded
+        self.parser = parser
         self.member = ClusterMember(self._handle, self._subscriptions, layer=layer, clustered=clustered)
         self.rooms = Rooms()
         self.endpoints: dict[str, Endpoint] = {}
@@ -164,7 +168,8 @@ class Runtime:
             targets = self.rooms.first_via(
                 message.namespace, message.via, message.rooms, message.except_rooms, message.except_ids
             )
-        await deliver(targets, Outgoing.of(message.frames), message.volatile, message.event, message.args)
+        outgoing = Outgoing.of(message.frames, message.compress)
+        await deliver(targets, outgoing, message.volatile, message.event, message.args)
 
     # -- cluster ----------------------------------------------------------------------
     async def ask_all(self, message: Message, timeout: float) -> list[Any]:

@@ -25,6 +25,7 @@ from .handlers import call
 from .limits import ClientLimits, TokenBucket
 from .logs import redact_packet, throttled
 from .namespaces import Handshake, Namespace, Socket, utcnow
+from .parsers import PARSERS, parser_named
 from .policy import RoomPolicies
 from .protocol import socketio
 from .protocol.errors import ProtocolError
@@ -143,6 +144,8 @@ io = Server()
 def start_runtime(server: Server | None = None, **options: Any) -> Runtime:
     """A runtime with ``server``'s answers (``io``'s by default) in its dispatch table; ready() installs it."""
     server = server or io
+    name = realtime_settings()["PARSER"]
+    options.setdefault("parser", parser_named(name) if name in PARSERS else parser_named("json"))  # else realtime.E012
     runtime = Runtime(handlers=server.layer_handlers, **options)
     if server is not io:
         server.runtime = runtime
@@ -158,7 +161,9 @@ class Client:
         self.runtime = self.server.runtime or current()
         self.policies = self.server.policies
         self.limits = limits = self.server.limits
-        self.decoder = socketio.Decoder(max_attachments=limits.max_attachments, max_bytes=limits.max_attachment_bytes)
+        self.decoder = self.runtime.parser.decoder(
+            max_attachments=limits.max_attachments, max_bytes=limits.max_attachment_bytes
+        )
         self.sockets: dict[str, Socket] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ever_connected = False
@@ -334,7 +339,7 @@ class Client:
         body: dict[str, Any] = {"message": message}
         if data is not None:
             body["data"] = data
-        for frame in socketio.encode(socketio.Packet(PT.CONNECT_ERROR, namespace, body)):
+        for frame in self.runtime.parser.encode(socketio.Packet(PT.CONNECT_ERROR, namespace, body)):
             await self.session.send(frame)
 
     def _handshake(self, auth: dict[str, Any]) -> Handshake:

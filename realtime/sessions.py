@@ -110,8 +110,8 @@ class Outgoing:
     wire: tuple[str | bytes, ...]
 
     @classmethod
-    def of(cls, payloads: Iterable[str | bytes]) -> Outgoing:
-        packets = tuple(EnginePacket(EnginePacketType.MESSAGE, p) for p in payloads)
+    def of(cls, payloads: Iterable[str | bytes], compress: bool = True) -> Outgoing:
+        packets = tuple(EnginePacket(EnginePacketType.MESSAGE, p, compress) for p in payloads)
         return cls(packets, tuple(encode_packet(p) for p in packets))
 
     @property

@@ -43,6 +43,10 @@ class Main(Namespace):
     async def echo_event(self, socket, *args):
         await socket.emit("echo-event", *args)
 
+    @event("echo-uncompressed")
+    async def echo_uncompressed(self, socket, *args):
+        await socket.compress(False).emit("echo-event", *args)
+
     def on_sync_echo(self, socket, *args):
         socket.emit("from-sync", *args)  # a def handler gets a socket whose methods block
         return args

@@ -123,6 +123,7 @@ class Broadcast(Message):
     args: tuple[JSON, ...]
     frames: tuple[str | bytes, ...]
     via: str | None
+    compress: bool = True  # False: emitted with compress(False), see EnginePacket.compress
 
     def _problem(self) -> str | None:
         if not self.rooms:

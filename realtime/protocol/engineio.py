@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 import enum
 from base64 import b64decode, b64encode
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import ProtocolError
 
@@ -38,6 +38,9 @@ class EnginePacket:
 
     type: EnginePacketType
     data: str | bytes = ""
+    # whether an HTTP answer carrying it may be compressed (Socket.IO's compress(False) says no);
+    # not part of the packet's identity, and never on the wire
+    compress: bool = field(default=True, compare=False)
 
     @property
     def binary(self) -> bool:

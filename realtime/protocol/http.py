@@ -7,6 +7,8 @@ body ``{"code": N, "message": "..."}``.
 from __future__ import annotations
 
 import json
+import math
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -167,3 +169,40 @@ def cors_headers(
             headers.append((b"access-control-allow-headers", request_headers.encode("latin-1")))
         headers.append((b"access-control-max-age", b"86400"))
     return headers
+
+
+# -- compression of polling answers -----------------------------------------------------------------
+# As Node's engine.io (httpCompression): gzip or deflate (the zlib format, RFC 9110 8.4.1.2), chosen
+# from Accept-Encoding, for answers of at least the threshold. Codings are compared case-blind; q=0
+# refuses one; "*" stands for any coding the header does not name.
+
+COMPRESSIONS = ("gzip", "deflate")  # preferred first when the client weighs them equally
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def accepted_compression(accept_encoding: str | None) -> str | None:
+    """The coding to compress an answer with, or None (no header, nothing we offer, or all refused)."""
+    if not accept_encoding:
+        return None
+    weights: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        name, _, params = item.partition(";")
+        name = name.strip().lower()
+        weight = 1.0
+        key, _, value = params.strip().partition("=")
+        if key.strip().lower() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = 0.0
+        if name:
+            weights[name] = weight if math.isfinite(weight) else 0.0
+    star = weights.get("*", 0.0)
+    best = max(COMPRESSIONS, key=lambda coding: weights.get(coding, star))
+    return best if weights.get(best, star) > 0 else None
+
+
+def compress(body: bytes, coding: str) -> bytes:
+    """``body`` in ``coding`` ("gzip" or "deflate"), at zlib's default level, as Node's zlib streams."""
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, _WBITS[coding])
+    return compressor.compress(body) + compressor.flush()

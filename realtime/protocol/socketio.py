@@ -261,7 +261,7 @@ def _decode_text(frame: str, max_attachments: int) -> tuple[Packet, int]:
     payload = frame[position:]
     data = _loads(payload) if payload else None
     packet = Packet(packet_type, namespace, data, ack_id)
-    _validate(packet, has_payload=bool(payload))
+    validate(packet, has_payload=bool(payload))
     return packet, expected
 
 
@@ -377,7 +377,8 @@ _VALID_PAYLOAD: dict[PacketType, Callable[[object], bool]] = {
 _PAYLOAD_OPTIONAL = frozenset({PacketType.CONNECT, PacketType.DISCONNECT})
 
 
-def _validate(packet: Packet, *, has_payload: bool) -> None:
+def validate(packet: Packet, *, has_payload: bool) -> None:
+    """A decoded packet's shape, whichever parser read it: ProtocolError when no client would send it."""
     # "0null" is not "0": a payload that is present must have the type's shape, even JSON null.
     if has_payload and not _VALID_PAYLOAD[packet.type](packet.data):
         raise ProtocolError(f"invalid {packet.type.name} payload")

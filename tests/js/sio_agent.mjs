@@ -4,6 +4,7 @@
 // or {"id": N, "error": "..."}. Everything a socket observes is streamed as
 // {"socket": NAME, "event": ..., "args": [...]}. Bytes travel as {"$bin": "<base64>"}.
 import { io } from "socket.io-client";
+import msgpackParser from "socket.io-msgpack-parser";
 import { createInterface } from "node:readline";
 
 const sockets = new Map();
@@ -32,7 +33,11 @@ function decode(value) {
   return value;
 }
 
+// Options that are code, not JSON: {"parser": "msgpack"} is npm's socket.io-msgpack-parser.
+const PARSERS = { msgpack: msgpackParser };
+
 function open(name, url, options) {
+  if (typeof options.parser === "string") options = { ...options, parser: PARSERS[options.parser] };
   const socket = io(url, { forceNew: true, reconnection: false, ...options });
   sockets.set(name, socket);
   const emitEvent = (event, args) => out({ socket: name, event, args });
@@ -85,6 +90,8 @@ async function handle(command) {
         sid: socket.io.engine?.id ?? null,
         connected: socket.connected,
         transport: socket.io.engine?.transport?.name ?? null,
+        // the WebSocket extensions the server agreed to (ws's own WebSocket, under engine.io-client)
+        extensions: socket.io.engine?.transport?.ws?.extensions ?? null,
       };
     case "exit":
       for (const s of sockets.values()) s.disconnect();

@@ -82,15 +82,14 @@ def _positive_ints(merged: dict[str, Any]) -> list[CheckMessage]:
         for key in POSITIVE_INTS
         if bad(merged[key])
     ]
-    threshold = merged["HTTP_COMPRESSION_THRESHOLD"]
-    if threshold is not None and bad(threshold):
-        errors.append(
-            Error(
-                f"REALTIME['HTTP_COMPRESSION_THRESHOLD'] must be a positive number of bytes or None, "
-                f"not {threshold!r}.",
-                id="realtime.E002",
+    for key in ("HTTP_COMPRESSION_THRESHOLD", "MALLOC_TRIM_INTERVAL"):
+        if merged[key] is not None and bad(merged[key]):
+            errors.append(
+                Error(
+                    f"REALTIME[{key!r}] must be a positive whole number or None, not {merged[key]!r}.",
+                    id="realtime.E002",
+                )
             )
-        )
     return errors
 
 

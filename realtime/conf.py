@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     # Bytes of cross-process messages a process may hold while Redis is slow; over
     # it new messages are dropped, counted, and a WARNING says so (once per 10 s).
     "CLUSTER_QUEUE_BYTES": 32 * 1024 * 1024,
+    # How often each server process hands the free memory inside its C heap back to the
+    # system (glibc's malloc_trim, in a thread; realtime/memory.py says why), in ms; None: never.
+    "MALLOC_TRIM_INTERVAL": 60_000,
     # On SIGTERM: how long, in ms, the process takes to refuse new handshakes, close
     # its transports in batches (clients reconnect elsewhere) and answer what it forwards.
     "SHUTDOWN_GRACE": 5_000,

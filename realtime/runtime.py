@@ -25,6 +25,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from .member import NODES_GROUP, ClusterMember, LayerHandler
+from .memory import HeapTrimmer
 from .parsers import JSON, Parser
 from .protocol.cluster import (
     Broadcast,
@@ -57,11 +58,13 @@ class Runtime:
         layer: Any = None,
         clustered: bool | None = None,
         parser: Parser = JSON,
+        trim_interval: float | None = None,
     ) -> None:
         # one parser for the process (REALTIME["PARSER"]), and for the cluster: frames cross processes encoded
         self.parser = parser
         self.member = ClusterMember(self._handle, self._subscriptions, layer=layer, clustered=clustered)
         self.rooms = Rooms()
+        self.heap = HeapTrimmer(trim_interval)  # started with serving: a runtime in a test never trims
         self.endpoints: dict[str, Endpoint] = {}
         self.relays = Relays(self.member, self.session)
         relays = self.relays
@@ -79,6 +82,11 @@ class Runtime:
         }
         self.member.on_outage(relays.close_all)
         self.member.on_peer_gone(relays.release_held_for)
+
+    async def start_serving(self) -> None:
+        """The first request: join the cluster (when there is one) and start trimming the heap."""
+        await self.member.start(serving=True)
+        self.heap.start()
 
     @property
     def key(self) -> str:

@@ -146,6 +146,8 @@ def start_runtime(server: Server | None = None, **options: Any) -> Runtime:
     server = server or io
     name = realtime_settings()["PARSER"]
     options.setdefault("parser", parser_named(name) if name in PARSERS else parser_named("json"))  # else realtime.E012
+    interval = realtime_settings()["MALLOC_TRIM_INTERVAL"]
+    options.setdefault("trim_interval", interval / 1000 if isinstance(interval, int) and interval > 0 else None)
     runtime = Runtime(handlers=server.layer_handlers, **options)
     if server is not io:
         server.runtime = runtime

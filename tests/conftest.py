@@ -47,11 +47,31 @@ def server_database(request):
 
 
 @pytest.fixture(scope="session")
-def server(django_db_setup):
+def daphne_server(django_db_setup):
     """The project's ASGI app on daphne, with the fast heartbeat of tests/settings.py."""
     process = ServerProcess("tests.settings", app="tests.asgi:application").start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def uvicorn_server(django_db_setup):
+    """The same app and settings on uvicorn (its wsproto WebSocket, as tests/servers.py runs it)."""
+    process = ServerProcess("tests.settings", app="tests.asgi:application", asgi_server="uvicorn").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def server(daphne_server):
+    """The server most end-to-end tests talk to: daphne. The Socket.IO behaviour tests use both_servers."""
+    return daphne_server
+
+
+@pytest.fixture(params=["daphne", "uvicorn"])
+def both_servers(request):
+    """The Socket.IO behaviour tests run on daphne and on uvicorn: a module sets ``server = both_servers``."""
+    return request.getfixturevalue(f"{request.param}_server")
 
 
 @pytest.fixture

@@ -50,9 +50,8 @@ class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no 
             pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        member = self.runtime.member
-        if not member.serving:
-            await member.start(serving=True)  # the first request makes this process a cluster member
+        if not self.runtime.member.serving:
+            await self.runtime.start_serving()  # the first request makes this process a cluster member
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")

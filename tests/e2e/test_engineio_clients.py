@@ -6,6 +6,13 @@ import base64
 import engineio
 import pytest
 
+
+@pytest.fixture
+def server(both_servers):
+    """Every test here runs on daphne and on uvicorn (tests/conftest.py, both_servers)."""
+    return both_servers
+
+
 COUNT = 1000
 BINARY_EVERY = 10
 

@@ -6,6 +6,12 @@ import pytest
 
 
 @pytest.fixture
+def server(both_servers):
+    """Every test here runs on daphne and on uvicorn (tests/conftest.py, both_servers)."""
+    return both_servers
+
+
+@pytest.fixture
 def url(server):
     return server.url
 

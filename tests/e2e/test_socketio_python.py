@@ -6,6 +6,13 @@ import threading
 import pytest
 import socketio
 
+
+@pytest.fixture
+def server(both_servers):
+    """Every test here runs on daphne and on uvicorn (tests/conftest.py, both_servers)."""
+    return both_servers
+
+
 TRANSPORTS = {"polling": ["polling"], "websocket": ["websocket"], "upgrade": ["polling", "websocket"]}
 
 

@@ -1,5 +1,13 @@
 """Rooms and broadcast operators, observed by several real socket.io-client sockets."""
 
+import pytest
+
+
+@pytest.fixture
+def server(both_servers):
+    """Every test here runs on daphne and on uvicorn (tests/conftest.py, both_servers)."""
+    return both_servers
+
 
 async def clients(agent, url, transport, *names):
     return [await agent.socket(name).connect(url, transport) for name in names]

@@ -9,6 +9,12 @@ from tests.clients.node import NodeAgent
 
 
 @pytest.fixture
+def server(both_servers):
+    """Every test here runs on daphne and on uvicorn (tests/conftest.py, both_servers)."""
+    return both_servers
+
+
+@pytest.fixture
 async def http():
     async with aiohttp.ClientSession() as session:
         yield session

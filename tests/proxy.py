@@ -44,9 +44,13 @@ def make_app(backends: list[str]) -> web.Application:
     async def session(app: web.Application):
         # a connection per request: a stopped backend is then a refused connection, skipped, never a dead
         # pooled one failing a request that was meant for the live backend; no limit on their number: every
-        # polling client holds a long GET, and aiohttp's default of 100 would queue everything behind them
+        # polling client holds a long GET, and aiohttp's default of 100 would queue everything behind them.
+        # No Accept-Encoding of its own (aiohttp adds "gzip, deflate"): the backend would then compress
+        # answers for clients that never asked (Node's socket.io-client does not), and they would fail.
         app["client"] = aiohttp.ClientSession(
-            auto_decompress=False, connector=aiohttp.TCPConnector(force_close=True, limit=0)
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+            connector=aiohttp.TCPConnector(force_close=True, limit=0),
         )
         yield
         await app["client"].close()

@@ -57,8 +57,9 @@ class PollResponder:
         if packets is None:
             await self.respond(400, BAD_REQUEST.body, JSON)
             return
+        await session.inbound_done()
         await self.respond(200, b"ok", TEXT)
-        await session.receive_packets(packets)
+        session.receive_later(packets)
 
     async def cancelled(self) -> None:
         """The client gave up on this request; a held GET then ends the session (spec)."""

@@ -191,6 +191,7 @@ class Session:
     __slots__ = (
         "_backlog_check",
         "_closing",
+        "_inbound",
         "_loop",
         "_poll",
         "_ticking",
@@ -221,6 +222,7 @@ class Session:
         self._closing: asyncio.Task[None] | None = None
         self._backlog_check: asyncio.TimerHandle | None = None
         self._timers: list[asyncio.TimerHandle] = []
+        self._inbound: asyncio.Task[None] | None = None  # the last POST's packets, being acted on
         self.handler = endpoint.handler_factory(self)
 
     @property
@@ -362,6 +364,33 @@ class Session:
             logger, logging.WARNING, "parse error", "sid=%s closed: parse error in polling payload (%s)", self.sid, exc
         )
         await self._apply(self.conn.close("parse error"))
+
+    async def inbound_done(self) -> None:
+        """Wait until the previous POST's packets have been acted on (so POSTs apply in order).
+
+        This is also the backpressure of polling: a client's next POST is answered only once the
+        server has caught up with the last one, so a fast sender cannot queue work without bound.
+        """
+        task = self._inbound
+        if task is not None and not task.done():
+            await asyncio.shield(task)  # a client giving up on its POST does not cancel the previous one's work
+
+    def receive_later(self, packets: list[EnginePacket]) -> None:
+        """Act on an answered POST's packets in a task of the session's, not in the request's.
+
+        The request's ASGI call returns as soon as it has answered, and the packets of successive
+        POSTs are acted on strictly in order: the next POST waits in ``inbound_done`` for this task.
+        Acted on inside each request, two POSTs could interleave wherever a packet's handling awaits
+        (the client sends its next POST as soon as it has the "ok").
+        """
+        self._inbound = self._loop.create_task(self._receive_logged(packets))
+
+    async def _receive_logged(self, packets: list[EnginePacket]) -> None:
+        try:
+            await self.receive_packets(packets)
+        except Exception:
+            logger.exception("sid=%s: acting on a polling POST's packets failed; the session is closed", self.sid)
+            await self.close("transport error")
 
     async def receive_packets(self, packets: list[EnginePacket]) -> None:
         """Act on the packets of a POST that has been answered already."""

@@ -68,8 +68,8 @@ class ServerProcess:
         if self.asgi_server == "daphne":
             return [str(BIN / "daphne"), "--fd", str(fd), self.app]
         if self.asgi_server == "uvicorn":
-            # Django's ASGI app has no lifespan protocol; wsproto is the WebSocket implementation installed
-            return [str(BIN / "uvicorn"), "--fd", str(fd), "--lifespan", "off", "--ws", "wsproto", self.app]
+            # not `uvicorn --fd`: it takes the socket for a Unix one and leaves Nagle on (tests/uvicorn_fd.py)
+            return [sys.executable, "-m", "tests.uvicorn_fd", str(fd), self.app]
         raise ValueError(f"unknown ASGI server {self.asgi_server!r}")
 
     def kill(self) -> None:

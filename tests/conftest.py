@@ -1,3 +1,4 @@
+import asyncio
 import json
 import os
 import subprocess
@@ -8,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from tests.admin_client import redis_layer
-from tests.clients.node import NodeAgent
+from tests.clients.node import SharedNodeAgent
 from tests.cluster import Cluster, ensure_redis_installed
 from tests.servers import ROOT, ServerProcess
 
@@ -138,12 +139,19 @@ def node():
     return run_node
 
 
-@pytest.fixture
-async def agent():
-    """A Node process holding real socket.io-client sockets (tests/clients/node.py)."""
-    agent = await NodeAgent().start()
+@pytest.fixture(scope="session")
+def shared_agent():
+    """The session's Node process for ``agent`` (tests/clients/node.py, SharedNodeAgent)."""
+    agent = SharedNodeAgent()
     yield agent
-    await agent.close()
+    agent.stop()
+
+
+@pytest.fixture
+async def agent(shared_agent):
+    """A Node process holding real socket.io-client sockets, clean for each test (tests/clients/node.py)."""
+    yield shared_agent.lend(asyncio.get_running_loop())
+    await shared_agent.give_back()
 
 
 def pytest_configure(config):

@@ -7,6 +7,8 @@ import base64
 import contextlib
 import itertools
 import json
+import subprocess
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -100,6 +102,88 @@ class NodeAgent:
         await self.process.wait()
         if self.reader is not None:
             self.reader.cancel()
+
+
+class SharedNodeAgent(NodeAgent):
+    """One Node process for the whole session, lent to each test (the ``agent`` fixture).
+
+    Starting a Node process per test cost about 0.4 s of a core each, some two minutes of a run.
+    Each test has its own event loop (pytest-asyncio), so the process is a plain subprocess read by
+    a thread that hands each line to the loop of the test holding the agent. Between tests,
+    ``reset`` silences and disconnects every socket; since the agent answers only after that, and
+    stdout is one ordered stream, nothing a previous test's socket said can reach the next test.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.lock = threading.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def lend(self, loop: asyncio.AbstractEventLoop) -> SharedNodeAgent:
+        """Start the process if it is not running, and deliver to ``loop`` from now on."""
+        with self.lock:
+            self.loop = loop
+            self.pending = {}
+            self.events = defaultdict(asyncio.Queue)
+        if not self.alive:
+            self.popen = subprocess.Popen(
+                ["node", str(AGENT)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+            )
+            threading.Thread(target=self._read_lines, args=(self.popen,), daemon=True).start()
+        return self
+
+    def _read_lines(self, popen: subprocess.Popen[bytes]) -> None:
+        assert popen.stdout is not None
+        for line in popen.stdout:
+            with self.lock:
+                loop = self.loop
+            if loop is None:
+                continue
+            with contextlib.suppress(RuntimeError):  # that test's loop is closed: nobody is listening
+                loop.call_soon_threadsafe(self._dispatch, json.loads(line))
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if "id" in message:
+            future = self.pending.pop(message["id"], None)
+            if future is None or future.done():
+                return
+            if "error" in message:
+                future.set_exception(RuntimeError(message["error"]))
+            else:
+                future.set_result(from_wire(message["result"]))
+        else:
+            self.events[message["socket"]].put_nowait((message["event"], from_wire(message["args"])))
+
+    async def call(self, cmd: str, **fields: Any) -> Any:
+        assert self.popen is not None and self.popen.stdin is not None
+        command_id = next(self.ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[command_id] = future
+        self.popen.stdin.write((json.dumps({"id": command_id, "cmd": cmd, **fields}) + "\n").encode())
+        return await asyncio.wait_for(future, 20)
+
+    async def give_back(self) -> None:
+        """After a test: every socket gone; a process that cannot say so is replaced next time."""
+        if not self.alive:
+            return
+        try:
+            await asyncio.wait_for(self.call("reset"), 5)
+        except Exception:
+            self.stop()
+        with self.lock:
+            self.loop = None
+
+    def stop(self) -> None:
+        if self.popen is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.kill()
+            self.popen.wait()
+            self.popen = None
 
 
 class NodeSocket:

@@ -93,6 +93,18 @@ async function handle(command) {
         // the WebSocket extensions the server agreed to (ws's own WebSocket, under engine.io-client)
         extensions: socket.io.engine?.transport?.ws?.extensions ?? null,
       };
+    case "reset":
+      // the next test's clean slate (tests/clients/node.py, SharedNodeAgent): every socket silenced first,
+      // so nothing it says after this answer can reach the next test, then disconnected and forgotten
+      for (const s of sockets.values()) {
+        s.offAny();
+        s.removeAllListeners();
+        s.io.removeAllListeners();
+        s.io.engine?.removeAllListeners?.("upgrade");
+        s.disconnect();
+      }
+      sockets.clear();
+      return null;
     case "exit":
       for (const s of sockets.values()) s.disconnect();
       setImmediate(() => process.exit(0));

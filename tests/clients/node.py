@@ -70,22 +70,32 @@ class NodeAgent:
     async def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         async for line in self.process.stdout:
-            message = json.loads(line)
-            if "id" in message:
-                future = self.pending.pop(message["id"])
-                if "error" in message:
-                    future.set_exception(RuntimeError(message["error"]))
-                else:
-                    future.set_result(from_wire(message["result"]))
-            else:
-                self.events[message["socket"]].put_nowait((message["event"], from_wire(message["args"])))
+            self._dispatch(json.loads(line))
 
-    async def call(self, cmd: str, **fields: Any) -> Any:
-        assert self.process is not None and self.process.stdin is not None
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        """A command's answer resolves its future; anything else is something a socket observed."""
+        if "id" in message:
+            future = self.pending.pop(message["id"], None)
+            if future is None or future.done():
+                return
+            if "error" in message:
+                future.set_exception(RuntimeError(message["error"]))
+            else:
+                future.set_result(from_wire(message["result"]))
+        else:
+            self.events[message["socket"]].put_nowait((message["event"], from_wire(message["args"])))
+
+    def _command(self, cmd: str, fields: dict[str, Any]) -> tuple[asyncio.Future[Any], bytes]:
+        """A command line for the agent, and the future its answer resolves."""
         command_id = next(self.ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending[command_id] = future
-        self.process.stdin.write((json.dumps({"id": command_id, "cmd": cmd, **fields}) + "\n").encode())
+        return future, (json.dumps({"id": command_id, "cmd": cmd, **fields}) + "\n").encode()
+
+    async def call(self, cmd: str, **fields: Any) -> Any:
+        assert self.process is not None and self.process.stdin is not None
+        future, line = self._command(cmd, fields)
+        self.process.stdin.write(line)
         await self.process.stdin.drain()
         return await asyncio.wait_for(future, 20)
 
@@ -147,24 +157,10 @@ class SharedNodeAgent(NodeAgent):
             with contextlib.suppress(RuntimeError):  # that test's loop is closed: nobody is listening
                 loop.call_soon_threadsafe(self._dispatch, json.loads(line))
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        if "id" in message:
-            future = self.pending.pop(message["id"], None)
-            if future is None or future.done():
-                return
-            if "error" in message:
-                future.set_exception(RuntimeError(message["error"]))
-            else:
-                future.set_result(from_wire(message["result"]))
-        else:
-            self.events[message["socket"]].put_nowait((message["event"], from_wire(message["args"])))
-
     async def call(self, cmd: str, **fields: Any) -> Any:
         assert self.popen is not None and self.popen.stdin is not None
-        command_id = next(self.ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending[command_id] = future
-        self.popen.stdin.write((json.dumps({"id": command_id, "cmd": cmd, **fields}) + "\n").encode())
+        future, line = self._command(cmd, fields)
+        self.popen.stdin.write(line)
         return await asyncio.wait_for(future, 20)
 
     async def give_back(self) -> None:

@@ -91,13 +91,15 @@ async def test_events_with_every_json_type_round_trip(agent, url, transport):
     assert await socket.next_event("echo-event") == JSON_VALUES
 
 
+# bytes at the top, nested in objects and lists, and empty
+BINARY_ARGS = [bytes(range(256)), {"file": b"\x00\x01", "meta": {"deep": [b"\xff", "text", {"x": b""}]}}, "tail"]
+
+
 async def test_binary_anywhere_in_the_arguments(agent, url, transport):
     socket = await connect(agent, "a", url, transport)
-    blob = bytes(range(256))
-    args = [blob, {"file": b"\x00\x01", "meta": {"deep": [b"\xff", "text", {"x": b""}]}}, "tail"]
-    assert await socket.emit_with_ack("echo", *args) == args
-    await socket.emit("echo-event", *args)
-    assert await socket.next_event("echo-event") == args
+    assert await socket.emit_with_ack("echo", *BINARY_ARGS) == BINARY_ARGS
+    await socket.emit("echo-event", *BINARY_ARGS)
+    assert await socket.next_event("echo-event") == BINARY_ARGS
 
 
 async def test_acks_both_ways(agent, url, transport):

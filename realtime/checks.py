@@ -40,6 +40,7 @@ POSITIVE_INTS = (
     "LOG_RATE_LINES",
     "LOG_RATE_INTERVAL",
 )
+OPTIONAL_POSITIVE_INTS = ("HTTP_COMPRESSION_THRESHOLD", "MALLOC_TRIM_INTERVAL")  # None turns them off
 BOOLEANS = ("REQUIRE_DECLARED_ROOMS", "REGISTRY")
 
 
@@ -82,7 +83,7 @@ def _positive_ints(merged: dict[str, Any]) -> list[CheckMessage]:
         for key in POSITIVE_INTS
         if bad(merged[key])
     ]
-    for key in ("HTTP_COMPRESSION_THRESHOLD", "MALLOC_TRIM_INTERVAL"):
+    for key in OPTIONAL_POSITIVE_INTS:
         if merged[key] is not None and bad(merged[key]):
             errors.append(
                 Error(
@@ -259,14 +260,16 @@ def _admin_ui(value: object) -> list[CheckMessage]:
 
 
 def _parser(value: object) -> list[CheckMessage]:
-    from .parsers import PARSERS
+    from .parsers import parser_named
 
-    if isinstance(value, str) and value in PARSERS:
-        return []
-    return [
-        Error(
-            f"REALTIME['PARSER'] must be one of {sorted(PARSERS)}, not {value!r}.",
-            hint="The client needs the same parser: socket.io-msgpack-parser for 'msgpack'.",
-            id="realtime.E012",
-        )
-    ]
+    try:
+        parser_named(value if isinstance(value, str) else repr(value))
+    except ValueError as exc:
+        return [
+            Error(
+                f"REALTIME['PARSER']: {exc}.",
+                hint="The client needs the same parser: socket.io-msgpack-parser for 'msgpack'.",
+                id="realtime.E012",
+            )
+        ]
+    return []

@@ -30,6 +30,9 @@ auth_logger = logging.getLogger("realtime.auth")
 
 NamespaceMatcher = str | re.Pattern[str] | Callable[[str], bool]
 
+# Seconds emit_with_ack waits for the client's answer unless told otherwise.
+ACK_TIMEOUT = 5.0
+
 
 def event(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a Namespace method as the handler of ``name`` (for names that are not identifiers)."""
@@ -240,7 +243,7 @@ class Socket:
         await self.member.deliver(frames, event=event_name, args=args)
 
     async def emit_with_ack(
-        self, event_name: str, *args: Any, timeout: float = 5.0, compress: bool = True
+        self, event_name: str, *args: Any, timeout: float = ACK_TIMEOUT, compress: bool = True
     ) -> list[Any]:
         """Send an event and return the arguments of the client's answer, always as a list.
 
@@ -335,7 +338,7 @@ class Socket:
 
     def compress(self, value: bool = True) -> TimedEmit:
         """``socket.compress(False).emit(...)``: that emit's polling answer goes out uncompressed (as in Node)."""
-        return TimedEmit(self, 5.0, compress=value)
+        return TimedEmit(self, ACK_TIMEOUT, compress=value)
 
     # -- the Engine.IO connection under the socket ------------------------------
     @property

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgpack
@@ -79,8 +78,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # BINARY_* say how the JSON parser carries bytes; the msgpack parser carries them inline.
 _PLAIN = {PacketType.BINARY_EVENT: PacketType.EVENT, PacketType.BINARY_ACK: PacketType.ACK}
 _MSGPACK_TYPES = {int(t): t for t in PacketType if t not in _PLAIN}
-_EXT = {0xC7: 1, 0xC8: 2, 0xC9: 4}  # ext 8/16/32: bytes of length before the type byte
-_FIXEXT = {0xD4: 1, 0xD5: 2, 0xD6: 4, 0xD7: 8, 0xD8: 16}
+_EXT = frozenset({0xC7, 0xC8, 0xC9})  # ext 8/16/32: what notepack writes an ArrayBuffer in
 _UNDEFINED = object()  # JavaScript undefined while a document is walked; never left in what it returns
 
 
@@ -137,16 +135,14 @@ class MsgpackParser:
             raise ValueError(f"cannot encode {packet.type.name} with msgpack: {exc}") from None
 
     def decoder(self, *, max_attachments: int, max_bytes: int | None) -> Decoder:
-        return MsgpackDecoder(max_bytes=max_bytes)
+        """The attachment caps do not apply: binary travels inside the packet, bounded by MAX_PAYLOAD."""
+        return MsgpackDecoder()
 
 
 class MsgpackDecoder:
     """One packet per binary message; text messages are refused, as by the npm parser."""
 
-    __slots__ = ("_max_bytes",)
-
-    def __init__(self, *, max_bytes: int | None = None) -> None:
-        self._max_bytes = max_bytes
+    __slots__ = ()
 
     @property
     def waiting(self) -> bool:
@@ -157,19 +153,16 @@ class MsgpackDecoder:
             raise ProtocolError("the msgpack parser takes binary messages only")
         raw = bytes(frame)
         try:
-            body = _unpack(raw, _fast_ext)
+            body = msgpack.unpackb(
+                raw, ext_hook=_fast_ext, raw=False, unicode_errors="surrogatepass", strict_map_key=True
+            )
         except _Ambiguous:
             body = _Walker(raw).document()
+        except ProtocolError:
+            raise
+        except (ValueError, TypeError, OverflowError, msgpack.UnpackException, RecursionError) as exc:
+            raise ProtocolError(f"invalid msgpack: {type(exc).__name__}") from None
         return _packet(body)
-
-
-def _unpack(raw: bytes, ext_hook: Callable[[int, bytes], Any]) -> Any:
-    try:
-        return msgpack.unpackb(raw, ext_hook=ext_hook, raw=False, unicode_errors="surrogatepass", strict_map_key=True)
-    except (_Ambiguous, ProtocolError):
-        raise
-    except (ValueError, TypeError, OverflowError, msgpack.UnpackException, RecursionError) as exc:
-        raise ProtocolError(f"invalid msgpack: {type(exc).__name__}") from None
 
 
 def _packet(body: Any) -> Packet:

@@ -34,7 +34,6 @@ def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overri
         upgrade_timeout=conf["UPGRADE_TIMEOUT"],
         max_buffered_bytes=conf["MAX_BUFFERED_BYTES"],
         max_buffered_packets=conf["MAX_BUFFERED_PACKETS"],
-        http_compression_threshold=conf["HTTP_COMPRESSION_THRESHOLD"],
     )
     return Endpoint(
         config,
@@ -44,6 +43,7 @@ def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overri
         max_connections=conf["MAX_CONNECTIONS"],
         max_connections_per_ip=conf["MAX_CONNECTIONS_PER_IP"],
         handshake_rate=conf["HANDSHAKE_RATE_PER_IP"],
+        http_compression_threshold=conf["HTTP_COMPRESSION_THRESHOLD"],
     )
 
 

@@ -25,7 +25,7 @@ from .handlers import call
 from .limits import ClientLimits, TokenBucket
 from .logs import redact_packet, throttled
 from .namespaces import Handshake, Namespace, Socket, utcnow
-from .parsers import PARSERS, parser_named
+from .parsers import JSON, PARSERS
 from .policy import RoomPolicies
 from .protocol import socketio
 from .protocol.errors import ProtocolError
@@ -145,7 +145,7 @@ def start_runtime(server: Server | None = None, **options: Any) -> Runtime:
     """A runtime with ``server``'s answers (``io``'s by default) in its dispatch table; ready() installs it."""
     server = server or io
     name = realtime_settings()["PARSER"]
-    options.setdefault("parser", parser_named(name) if name in PARSERS else parser_named("json"))  # else realtime.E012
+    options.setdefault("parser", PARSERS.get(name, JSON) if isinstance(name, str) else JSON)  # else realtime.E012
     interval = realtime_settings()["MALLOC_TRIM_INTERVAL"]
     options.setdefault("trim_interval", interval / 1000 if isinstance(interval, int) and interval > 0 else None)
     runtime = Runtime(handlers=server.layer_handlers, **options)

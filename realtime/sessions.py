@@ -137,8 +137,11 @@ class Endpoint:
         max_connections: int | None = None,
         max_connections_per_ip: int | None = None,
         handshake_rate: str | None = None,
+        http_compression_threshold: int | None = 1024,
     ) -> None:
         self.config = config
+        # polling answers of at least this many bytes are compressed for clients that accept it; None: never
+        self.http_compression_threshold = http_compression_threshold
         self.handler_factory = handler_factory
         self.transports = transports
         self.allowed_origins = allowed_origins

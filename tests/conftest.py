@@ -64,15 +64,15 @@ def uvicorn_server(django_db_setup):
 
 
 @pytest.fixture
-def server(daphne_server):
-    """The server most end-to-end tests talk to: daphne. The Socket.IO behaviour tests use both_servers."""
-    return daphne_server
+def server(request):
+    """daphne for most end-to-end tests; a module marked ``both_servers`` runs each test on daphne and uvicorn."""
+    return request.getfixturevalue(f"{getattr(request, 'param', 'daphne')}_server")
 
 
-@pytest.fixture(params=["daphne", "uvicorn"])
-def both_servers(request):
-    """The Socket.IO behaviour tests run on daphne and on uvicorn: a module sets ``server = both_servers``."""
-    return request.getfixturevalue(f"{request.param}_server")
+def pytest_generate_tests(metafunc):
+    """The Socket.IO behaviour tests (``pytestmark = pytest.mark.both_servers``) take the ASGI server as a parameter."""
+    if metafunc.definition.get_closest_marker("both_servers") and "server" in metafunc.fixturenames:
+        metafunc.parametrize("server", ["daphne", "uvicorn"], indirect=True)
 
 
 @pytest.fixture

@@ -150,7 +150,7 @@ class PollingConsumer(EngineConsumer, PollResponder):
         if self.answered:
             return
         self.answered = True
-        threshold = self.endpoint.config.http_compression_threshold
+        threshold = self.endpoint.http_compression_threshold
         if compress and status == 200 and threshold is not None and len(body) >= threshold:
             body, headers = await self.compressed(body, headers)
         try:

@@ -38,8 +38,6 @@ class EngineConfig:
     # What one session may have waiting for a slow client, in bytes and (polling) packets.
     max_buffered_bytes: int = 4 * 1024 * 1024
     max_buffered_packets: int = 1_000
-    # Polling answers of at least this many bytes are compressed for clients that accept it; None: never.
-    http_compression_threshold: int | None = 1024
 
 
 # A GET held during an upgrade is answered with a noop this long after the

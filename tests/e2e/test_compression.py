@@ -14,16 +14,10 @@ import zlib
 import aiohttp
 import pytest
 
-from tests.servers import ServerProcess
-
 BIG = "x" * 5000
 
 
-@pytest.fixture(scope="module", params=["daphne", "uvicorn"])
-def any_server(request, django_db_setup):
-    process = ServerProcess("tests.settings", app="tests.asgi:application", asgi_server=request.param).start()
-    yield process
-    process.stop()
+pytestmark = pytest.mark.both_servers  # the session's daphne and uvicorn (tests/conftest.py)
 
 
 class Poller:
@@ -64,9 +58,9 @@ class Poller:
 
 
 @pytest.mark.parametrize(("accept", "coding"), [("gzip, deflate, br", "gzip"), ("deflate", "deflate")])
-async def test_large_polling_answers_are_compressed(any_server, accept, coding):
+async def test_large_polling_answers_are_compressed(server, accept, coding):
     async with aiohttp.ClientSession(auto_decompress=False) as http:
-        poller = Poller(http, any_server.url, accept)
+        poller = Poller(http, server.url, accept)
         await poller.open()
         await poller.post(json.dumps(["echo-event", "big", BIG], separators=(",", ":")).join(["42", ""]))
         got, raw, text = await poller.until(BIG)
@@ -75,13 +69,13 @@ async def test_large_polling_answers_are_compressed(any_server, accept, coding):
     assert "Accept-Encoding" in poller.vary  # a cache must not hand this answer to a client that did not ask
 
 
-async def test_small_answers_and_clients_that_do_not_ask_are_not_compressed(any_server):
+async def test_small_answers_and_clients_that_do_not_ask_are_not_compressed(server):
     async with aiohttp.ClientSession(auto_decompress=False) as http:
-        small = Poller(http, any_server.url, "gzip")
+        small = Poller(http, server.url, "gzip")
         await small.open()
         await small.post('42["echo-event","small"]')
         assert (await small.until('"small"'))[0] is None  # under 1 KiB
-        plain = Poller(http, any_server.url, "identity")
+        plain = Poller(http, server.url, "identity")
         await plain.open()
         await plain.post(json.dumps(["echo-event", BIG]).join(["42", ""]))
         coding, raw, _ = await plain.until(BIG)
@@ -89,19 +83,19 @@ async def test_small_answers_and_clients_that_do_not_ask_are_not_compressed(any_
         assert "Accept-Encoding" in plain.vary
 
 
-async def test_compress_false_is_honoured_on_polling(any_server):
+async def test_compress_false_is_honoured_on_polling(server):
     async with aiohttp.ClientSession(auto_decompress=False) as http:
-        poller = Poller(http, any_server.url, "gzip")
+        poller = Poller(http, server.url, "gzip")
         await poller.open()
         await poller.post(json.dumps(["echo-uncompressed", BIG]).join(["42", ""]))
         coding, raw, _ = await poller.until(BIG)
     assert coding is None and len(raw) > 5000
 
 
-async def test_websocket_compression_is_the_asgi_servers(agent, any_server):
-    socket = await agent.socket("ws").connect(any_server.url, "websocket")
+async def test_websocket_compression_is_the_asgi_servers(agent, server):
+    socket = await agent.socket("ws").connect(server.url, "websocket")
     extensions = (await socket.state())["extensions"]
-    if any_server.asgi_server == "uvicorn":
+    if server.asgi_server == "uvicorn":
         assert "permessage-deflate" in extensions
     else:
         assert extensions == ""  # daphne (autobahn) is not configured to negotiate it

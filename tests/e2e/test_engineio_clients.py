@@ -6,11 +6,7 @@ import base64
 import engineio
 import pytest
 
-
-@pytest.fixture
-def server(both_servers):
-    """Every test here runs on daphne and on uvicorn (tests/conftest.py, both_servers)."""
-    return both_servers
+pytestmark = pytest.mark.both_servers  # every test here runs on daphne and on uvicorn (tests/conftest.py)
 
 
 COUNT = 1000

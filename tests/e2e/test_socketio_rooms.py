@@ -2,11 +2,7 @@
 
 import pytest
 
-
-@pytest.fixture
-def server(both_servers):
-    """Every test here runs on daphne and on uvicorn (tests/conftest.py, both_servers)."""
-    return both_servers
+pytestmark = pytest.mark.both_servers  # every test here runs on daphne and on uvicorn (tests/conftest.py)
 
 
 async def clients(agent, url, transport, *names):

@@ -7,11 +7,7 @@ import pytest
 
 from tests.clients.node import NodeAgent
 
-
-@pytest.fixture
-def server(both_servers):
-    """Every test here runs on daphne and on uvicorn (tests/conftest.py, both_servers)."""
-    return both_servers
+pytestmark = pytest.mark.both_servers  # every test here runs on daphne and on uvicorn (tests/conftest.py)
 
 
 @pytest.fixture

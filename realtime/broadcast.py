@@ -24,6 +24,7 @@ from .exceptions import AckTimeout, ClusterUnavailable
 from .parsers import Parser
 from .protocol import socketio
 from .protocol.cluster import Broadcast
+from .recovery import StoredPacket
 from .runtime import Runtime, current
 from .sessions import Outgoing
 
@@ -34,11 +35,6 @@ class AckTarget(Protocol):
     async def emit_with_ack(self, event_name: str, *args: Any, timeout: float = 5.0) -> list[Any]: ...
 
 
-def encode_frames(parser: Parser, packet: socketio.Packet, compress: bool = True) -> Outgoing:
-    """A Socket.IO packet as the Engine.IO messages that carry it, encoded once."""
-    return Outgoing.of(parser.encode(packet), compress)
-
-
 def event_frames(
     parser: Parser,
     namespace: str,
@@ -46,9 +42,36 @@ def event_frames(
     args: Iterable[Any],
     ack_id: int | None = None,
     compress: bool = True,
+    offset: str | None = None,
 ) -> Outgoing:
-    packet = socketio.Packet(socketio.PacketType.EVENT, namespace, [event, *args], ack_id)
-    return encode_frames(parser, packet, compress)
+    """An EVENT, encoded once; with connection state recovery its offset is its last argument (as in Node)."""
+    data = [event, *args] if offset is None else [event, *args, offset]
+    packet = socketio.Packet(socketio.PacketType.EVENT, namespace, data, ack_id)
+    return Outgoing.of(parser.encode(packet), compress, offset)
+
+
+async def recorded_event(
+    runtime: Runtime,
+    namespace: str,
+    event: str,
+    args: Iterable[Any],
+    rooms: tuple[str, ...] = (),
+    except_rooms: tuple[str, ...] = (),
+    except_ids: tuple[str, ...] = (),
+    compress: bool = True,
+) -> Outgoing:
+    """An EVENT without an ack, kept for clients that are away when recovery is on (realtime.recovery).
+
+    It is kept before it is sent, so a client that reconnects anywhere finds it.
+    """
+    recovery = runtime.recovery
+    if recovery is None:
+        return event_frames(runtime.parser, namespace, event, args, compress=compress)
+    offset = recovery.new_offset()
+    outgoing = event_frames(runtime.parser, namespace, event, args, compress=compress, offset=offset)
+    stored = StoredPacket(offset, namespace, rooms, except_rooms, except_ids, outgoing.payloads, compress)
+    await recovery.record(stored)
+    return outgoing
 
 
 def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -108,7 +131,12 @@ class BroadcastOperator:
     async def emit(self, event: str, *args: Any) -> None:
         """Deliver locally and publish to the other processes; ClusterUnavailable if the latter failed."""
         runtime = self.runtime or current()
-        outgoing = event_frames(runtime.parser, self.namespace, event, args, compress=self.compressed)
+        if self.is_volatile:  # "now or never": never kept for recovery
+            outgoing = event_frames(runtime.parser, self.namespace, event, args, compress=self.compressed)
+        else:
+            outgoing = await recorded_event(
+                runtime, self.namespace, event, args, self.rooms, self.except_rooms, self.except_ids, self.compressed
+            )
         message = Broadcast(
             namespace=self.namespace,
             rooms=self.rooms,
@@ -120,6 +148,7 @@ class BroadcastOperator:
             frames=outgoing.payloads,
             via=None,
             compress=self.compressed,
+            offset=outgoing.offset,
         )
         if not await runtime.broadcast(message, outgoing, local=self.is_local):
             raise ClusterUnavailable()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,7 +10,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
-from .conf import DEFAULTS, AdminUISettings
+from .conf import DEFAULTS, AdminUISettings, RecoverySettings
 
 KNOWN_TRANSPORTS = ("polling", "websocket")
 POSITIVE_INTS = (
@@ -41,7 +41,7 @@ POSITIVE_INTS = (
     "LOG_RATE_INTERVAL",
 )
 OPTIONAL_POSITIVE_INTS = ("HTTP_COMPRESSION_THRESHOLD", "MALLOC_TRIM_INTERVAL")  # None turns them off
-BOOLEANS = ("REQUIRE_DECLARED_ROOMS", "REGISTRY")
+BOOLEANS = ("REQUIRE_DECLARED_ROOMS", "REGISTRY", "ALLOW_EIO3")
 
 
 @register()
@@ -63,6 +63,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         *_rates(merged),
         *_admin_ui(merged["ADMIN_UI"]),
         *_parser(merged["PARSER"]),
+        *_recovery(merged["CONNECTION_STATE_RECOVERY"]),
     ]
 
 
@@ -246,16 +247,15 @@ def import_namespace_entry(path: str) -> object:
 def _admin_ui(value: object) -> list[CheckMessage]:
     if value is None or value is False:
         return []
+    return _parses(AdminUISettings.parse, value, "ADMIN_UI", "{'NAMESPACE': '/admin'}", "realtime.E011")
+
+
+def _parses(parse: Callable[[object], object], value: object, key: str, example: str, check: str) -> list[CheckMessage]:
+    """The error a dict-valued setting earns when ``parse`` refuses it (none when it parses)."""
     try:
-        AdminUISettings.parse(value)
+        parse(value)
     except (TypeError, ValueError) as exc:
-        return [
-            Error(
-                f"REALTIME['ADMIN_UI']: {exc}.",
-                hint="REALTIME['ADMIN_UI'] = {'NAMESPACE': '/admin'}",
-                id="realtime.E011",
-            )
-        ]
+        return [Error(f"REALTIME['{key}']: {exc}.", hint=f"REALTIME['{key}'] = {example}", id=check)]
     return []
 
 
@@ -273,3 +273,8 @@ def _parser(value: object) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _recovery(value: object) -> list[CheckMessage]:
+    example = "{'MAX_DISCONNECTION_DURATION': 120_000}"
+    return _parses(RecoverySettings.parse, value, "CONNECTION_STATE_RECOVERY", example, "realtime.E013")

@@ -26,6 +26,13 @@ DEFAULTS: dict[str, Any] = {
     # Polling answers of at least this many bytes are sent gzip- or deflate-compressed to
     # clients whose Accept-Encoding takes it, as Node's httpCompression; None turns it off.
     "HTTP_COMPRESSION_THRESHOLD": 1024,
+    # Engine.IO v3 clients (EIO=3: socket.io-client@2, SocketIoClientDotNet, older Go, Java and
+    # Swift clients), as Node's allowEIO3: off by default; when off they are refused with code 5.
+    "ALLOW_EIO3": False,
+    # Connection state recovery, as Node's connectionStateRecovery (realtime.recovery): None (off),
+    # True, or a dict of MAX_DISCONNECTION_DURATION (ms, 120_000), SKIP_MIDDLEWARES (True) and
+    # MAX_BUFFER_BYTES (bytes of packets kept per namespace for clients that are away, 16 MiB).
+    "CONNECTION_STATE_RECOVERY": None,
     # Transports offered, in the order a client should try them.
     "TRANSPORTS": ["polling", "websocket"],
     # Origins allowed for cross-origin requests ("https://example.com", or "*").
@@ -137,6 +144,18 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
         realtime_settings.cache_clear()
 
 
+def settings_dict(value: object, keys: dict[str, str]) -> dict[str, Any]:
+    """A setting that is True (every default) or a dict of some of ``keys``; TypeError/ValueError otherwise."""
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise TypeError(f"must be None, True or a dict, not {value!r}")
+    unknown = set(value) - set(keys)
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}")
+    return value
+
+
 @dataclass(frozen=True)
 class AdminUISettings:
     """``REALTIME["ADMIN_UI"]`` parsed: what realtime.admin_ui serves (checked as realtime.E011)."""
@@ -158,13 +177,7 @@ class AdminUISettings:
     @classmethod
     def parse(cls, value: object) -> AdminUISettings:
         """True means every default; a dict overrides some. Raises TypeError/ValueError when malformed."""
-        if value is True:
-            value = {}
-        if not isinstance(value, dict):
-            raise TypeError(f"must be None, True or a dict, not {value!r}")
-        unknown = set(value) - set(cls.KEYS)
-        if unknown:
-            raise ValueError(f"unknown keys {sorted(unknown)}")
+        value = settings_dict(value, cls.KEYS)
         parsed = cls(**{cls.KEYS[key]: v for key, v in value.items()})
         if not isinstance(parsed.namespace, str) or not parsed.namespace.startswith("/"):
             raise ValueError(f"NAMESPACE must be a namespace name such as '/admin', not {parsed.namespace!r}")
@@ -175,3 +188,34 @@ class AdminUISettings:
         if not isinstance(parsed.session_ttl, int) or isinstance(parsed.session_ttl, bool) or parsed.session_ttl <= 0:
             raise ValueError(f"SESSION_TTL must be a positive number of ms, not {parsed.session_ttl!r}")
         return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverySettings:
+    """``REALTIME["CONNECTION_STATE_RECOVERY"]`` parsed (checked as realtime.E013; used by realtime.recovery)."""
+
+    max_disconnection: float = 120.0  # seconds
+    skip_middlewares: bool = True
+    max_buffer_bytes: int = 16 * 1024 * 1024
+
+    KEYS = {
+        "MAX_DISCONNECTION_DURATION": "max_disconnection",
+        "SKIP_MIDDLEWARES": "skip_middlewares",
+        "MAX_BUFFER_BYTES": "max_buffer_bytes",
+    }
+
+    @classmethod
+    def parse(cls, value: object) -> RecoverySettings | None:
+        """None (off), True (every default) or a dict; raises TypeError/ValueError when malformed."""
+        if value is None or value is False:
+            return None
+        value = settings_dict(value, cls.KEYS)
+        duration = value.get("MAX_DISCONNECTION_DURATION", 120_000)
+        skip = value.get("SKIP_MIDDLEWARES", True)
+        limit = value.get("MAX_BUFFER_BYTES", 16 * 1024 * 1024)
+        for name, number in (("MAX_DISCONNECTION_DURATION", duration), ("MAX_BUFFER_BYTES", limit)):
+            if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+                raise ValueError(f"{name} must be a positive whole number, not {number!r}")
+        if not isinstance(skip, bool):
+            raise TypeError("SKIP_MIDDLEWARES must be True or False")
+        return cls(duration / 1000, skip, limit)

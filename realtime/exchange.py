@@ -11,13 +11,14 @@ import logging
 
 from .logs import throttled
 from .protocol.engine import PollAnswer, Transport
-from .protocol.engineio import EnginePacket, EnginePacketType, encode_payload
+from .protocol.engineio import EIO4, EnginePacket, EnginePacketType, EngineProtocol
 from .protocol.http import BAD_REQUEST, Refusal
 from .sessions import Session
 
 logger = logging.getLogger("realtime.engineio")
 
 TEXT = (b"content-type", b"text/plain; charset=UTF-8")
+BINARY = (b"content-type", b"application/octet-stream")  # an Engine.IO v3 binary payload
 JSON = (b"content-type", b"application/json")
 # A handshake refused while the process shuts down: Engine.IO has no code for it, so the
 # status says it (503, try elsewhere) and the body reuses "Bad request".
@@ -67,14 +68,15 @@ class PollResponder:
             await self.held_by.poll_cancelled(self)
 
     # -- PollSink, used by the Session ------------------------------------------------
-    async def deliver(self, packets: list[EnginePacket]) -> None:
+    async def deliver(self, packets: list[EnginePacket], protocol: EngineProtocol = EIO4) -> None:
         """Answer this GET, now or after holding it; compressible unless every message said compress(False).
 
         Only messages count: a ping batched with a compress(False) event would otherwise decide for it
         (it does in Node), and an answer of nothing but control packets is a few bytes anyway.
         """
         compress = any(packet.compress for packet in packets if packet.type is EnginePacketType.MESSAGE)
-        await self.respond(200, encode_payload(packets).encode(), TEXT, compress=compress)
+        body, binary = protocol.encode_payload(packets)
+        await self.respond(200, body, BINARY if binary else TEXT, compress=compress)
 
     async def refuse_upgraded(self) -> None:
         """An upgrade took this held GET's transport away."""

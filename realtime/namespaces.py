@@ -17,11 +17,12 @@ from typing import Any, ClassVar, Protocol
 from django.utils import timezone
 
 from . import signals
-from .broadcast import BroadcastOperator, event_frames
+from .broadcast import BroadcastOperator, event_frames, recorded_event
 from .exceptions import AckTimeout, LimitExceeded
 from .limits import ClientLimits, Rate, TokenBucket
 from .policy import RoomPolicies
 from .protocol import socketio
+from .recovery import SocketState, StoredPacket
 from .rooms import Member, new_socket_id
 from .runtime import Runtime, current
 from .sessions import Outgoing, Session
@@ -172,6 +173,7 @@ class SocketOwner(Protocol):
     """The Socket.IO client holding a socket (``server.Client``), as the socket sees it."""
 
     session: Session
+    protocol: int  # Socket.IO's: 5, or 4 for a v2 client
     limits: ClientLimits
     runtime: Runtime
     policies: RoomPolicies
@@ -186,10 +188,12 @@ class Socket:
 
     sync_wrapped = True  # a def handler gets it with blocking methods (handlers.py)
 
-    def __init__(self, client: SocketOwner, nsp: Namespace, handshake: Handshake, user: Any) -> None:
+    def __init__(
+        self, client: SocketOwner, nsp: Namespace, handshake: Handshake, user: Any, socket_id: str | None = None
+    ) -> None:
         self.client = client
         self.runtime = client.runtime
-        self.member = Member(new_socket_id(self.runtime.key), nsp.name, client.session, self)
+        self.member = Member(socket_id or new_socket_id(self.runtime.key), nsp.name, client.session, self)
         self.id = self.member.id
         self.nsp = nsp
         self.namespace = nsp.name
@@ -197,6 +201,10 @@ class Socket:
         self.user = user
         self.credential: Any = None  # what authenticated the user: an AccessToken, or None for a session
         self.data: dict[str, Any] = {}
+        # connection state recovery (realtime.recovery): the private id the client holds, and whether
+        # this socket took back the state of one that lost its transport (Node's socket.recovered)
+        self.pid: str | None = None
+        self.recovered = False
         # tuples until something is added: most sockets never get a listener of their own
         self.packet_middleware: Sequence[Callable[..., Any]] = nsp.packet_middleware
         self.any_listeners: Sequence[Callable[..., Any]] = ()
@@ -239,7 +247,11 @@ class Socket:
         """Send an event to this client (``compress=False``, or ``socket.compress(False)``: see BroadcastOperator)."""
         if socketio.is_reserved_event(event_name):
             raise ValueError(f"{event_name!r} is a reserved event name")
-        frames = event_frames(self.runtime.parser, self.namespace, event_name, args, compress=compress)
+        runtime = self.runtime
+        if runtime.recovery is None:
+            frames = event_frames(runtime.parser, self.namespace, event_name, args, compress=compress)
+        else:  # kept for recovery, as Node does it: a broadcast to the socket's own room
+            frames = await recorded_event(runtime, self.namespace, event_name, args, (self.id,), compress=compress)
         await self.member.deliver(frames, event=event_name, args=args)
 
     async def emit_with_ack(
@@ -290,6 +302,7 @@ class Socket:
             await self.runtime.join(member, room)
             if member.connected:
                 await signals.room_joined.asend(sender=type(self.nsp), socket=self, room=room)
+        await self.keep_state()
 
     async def join_checked(self, *rooms: str | Iterable[str]) -> None:
         """Join rooms a *client* asked for: declared rooms' policies apply (raises ``RoomRefused``).
@@ -311,6 +324,7 @@ class Socket:
             await self.runtime.leave(member, room)
             if member.connected:
                 await signals.room_left.asend(sender=type(self.nsp), socket=self, room=room)
+        await self.keep_state()
 
     # -- broadcasting from this socket (the sender is left out) ---------------
     @property
@@ -393,15 +407,54 @@ class Socket:
             auth_logger.info("socket %s disconnected: its credential expired", self.id)
             await self.disconnect()
 
+    # -- connection state recovery ---------------------------------------------
+    def state(self) -> SocketState:
+        """What a reconnecting client would take back: id, rooms (its own aside), data, and who it is."""
+        assert self.pid is not None
+        user = getattr(self.user, "pk", None) if getattr(self.user, "is_authenticated", False) else None
+        rooms = tuple(sorted(self.member.rooms - {self.id}))
+        return SocketState(self.pid, self.id, self.namespace, rooms, self.data, user)
+
+    async def keep_state(self, live: bool = True) -> None:
+        """Write this socket's state to the recovery store (a connected one: in case its process dies)."""
+        recovery = self.runtime.recovery
+        if recovery is not None and self.pid is not None and self.member.connected:
+            await recovery.save(self.state(), live)
+
     # -- called by the server -------------------------------------------------
-    async def opened(self) -> None:
-        """CONNECT accepted: register, join the own room, then release what on_connect emitted."""
-        held = self.member.release()
-        await self.runtime.add(self.member)
-        await self.join(self.id)
-        await self.send_packet(socketio.Packet(socketio.PacketType.CONNECT, self.namespace, {"sid": self.id}))
+    async def opened(self, restored: SocketState | None = None, offset: str = "") -> None:
+        """CONNECT accepted: register, join the own room, then release what on_connect emitted.
+
+        A recovered socket joins its rooms while its deliveries are still held, reads what it
+        missed only then (so nothing falls in between), and gets the CONNECT answer, what it
+        missed in order, and then what was held, each packet once.
+        """
+        member = self.member
+        missed: list[StoredPacket] = []
+        if restored is not None and self.runtime.recovery is not None:
+            await self.runtime.add(member)
+            for room in (self.id, *restored.rooms):
+                if room not in member.rooms:
+                    await self.runtime.join(member, room)
+            missed = await self.runtime.recovery.missed(restored, offset)
+            held = member.release()
+        else:
+            held = member.release()
+            await self.runtime.add(member)
+            await self.join(self.id)
+        # a Socket.IO v2 client's CONNECT answer carries nothing (its parser refuses a payload)
+        answer: dict[str, str] | None = None
+        if self.client.protocol == 5:
+            answer = {"sid": self.id} if self.pid is None else {"sid": self.id, "pid": self.pid}
+        await self.send_packet(socketio.Packet(socketio.PacketType.CONNECT, self.namespace, answer))
+        replayed = {packet.offset for packet in missed}
+        for packet in missed:
+            await member.deliver(Outgoing.of(packet.frames, packet.compress, packet.offset))
         for frames in held:
-            await self.member.deliver(frames)
+            if frames.offset is None or frames.offset not in replayed:
+                await member.deliver(frames)
+        if restored is not None:
+            await self.keep_state()
 
     async def closed(self) -> None:
         """Forget the socket everywhere: rooms, groups, pending acks, its expiry timer."""

@@ -30,9 +30,9 @@ logger = logging.getLogger("realtime.socketio")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # A socket id is the key of the process that holds it (6 hex digits, as in Engine.IO sids) and
-# 14 random URL-safe characters: 20 characters, the length of Socket.IO's own ids.
-_SOCKET_ID = re.compile(r"[0-9a-f]{6}[A-Za-z0-9_-]{14}")
-KEY_LENGTH = 6
+# 14 random URL-safe characters: 20 characters, the length of Socket.IO's own ids. A Socket.IO v2
+# client's are its Engine.IO sid (the key and 20 more), behind "<namespace>#" outside "/".
+_SOCKET_ID = re.compile(r"(?:/[^#]*#)?([0-9a-f]{6})(?:[A-Za-z0-9_-]{14}|[A-Za-z0-9_-]{20})")
 
 
 def group_name(namespace: str, room: str | None = None) -> str:
@@ -57,7 +57,8 @@ def owner_key(room: str) -> str | None:
     clients in the soak). Other processes whose sockets joined that room still
     subscribe its group, so a broadcast to such a room reaches them too.
     """
-    return room[:KEY_LENGTH] if _SOCKET_ID.fullmatch(room) else None
+    match = _SOCKET_ID.fullmatch(room)
+    return match.group(1) if match is not None else None
 
 
 class Member:
@@ -139,6 +140,10 @@ class Rooms:
         first = not members
         members[member.id] = member
         return first
+
+    def member(self, namespace: str, socket_id: str) -> Member | None:
+        """This process's connected socket with that id in ``namespace``, if there is one."""
+        return self._members.get(namespace, {}).get(socket_id)
 
     def remove_member(self, member: Member) -> tuple[list[str], bool]:
         """Forget a socket and its rooms: (rooms this process no longer has members in, namespace now empty)."""

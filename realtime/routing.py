@@ -44,6 +44,7 @@ def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overri
         max_connections_per_ip=conf["MAX_CONNECTIONS_PER_IP"],
         handshake_rate=conf["HANDSHAKE_RATE_PER_IP"],
         http_compression_threshold=conf["HTTP_COMPRESSION_THRESHOLD"],
+        allow_eio3=conf["ALLOW_EIO3"] is True,
     )
 
 

@@ -40,6 +40,7 @@ from .protocol.cluster import (
     RelayOut,
     RelayShut,
 )
+from .recovery import Recovery
 from .relays import Relays
 from .rooms import Member, Rooms, deliver, group_name, owner_key
 from .sessions import Endpoint, Outgoing, Session
@@ -65,6 +66,8 @@ class Runtime:
         self.member = ClusterMember(self._handle, self._subscriptions, layer=layer, clustered=clustered)
         self.rooms = Rooms()
         self.heap = HeapTrimmer(trim_interval)  # started with serving: a runtime in a test never trims
+        # REALTIME["CONNECTION_STATE_RECOVERY"]: None when off (the Socket.IO layer sets it up)
+        self.recovery: Recovery | None = None
         self.endpoints: dict[str, Endpoint] = {}
         self.relays = Relays(self.member, self.session)
         relays = self.relays
@@ -176,7 +179,7 @@ class Runtime:
             targets = self.rooms.first_via(
                 message.namespace, message.via, message.rooms, message.except_rooms, message.except_ids
             )
-        outgoing = Outgoing.of(message.frames, message.compress)
+        outgoing = Outgoing.of(message.frames, message.compress, message.offset)
         await deliver(targets, outgoing, message.volatile, message.event, message.args)
 
     # -- cluster ----------------------------------------------------------------------

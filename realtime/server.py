@@ -1,8 +1,17 @@
-"""Socket.IO v5 dispatch: CONNECT and auth, events to handlers, acks, DISCONNECT.
+"""Socket.IO dispatch: CONNECT and auth, events to handlers, acks, DISCONNECT.
 
 ``Client`` is the handler of one Engine.IO session (the seam in
 sessions.py); ``Server`` knows the namespaces. ``io`` is the project's
 server, which ``@io.on(...)`` registers handlers on.
+
+A client on Engine.IO v3 speaks Socket.IO protocol v4 (socket.io-client@2),
+which differs from v5 only at the edges of a connection, all of them here:
+it is connected to ``/`` as soon as the session opens (its handshake query
+is that namespace's auth), a namespace's CONNECT carries its auth as a query
+string (``0/admin?token=x,``), the CONNECT answer has no payload, a refusal's
+payload is the plain message, and a socket's id is the Engine.IO sid on
+``/`` and ``<namespace>#<sid>`` elsewhere. Events, acks and binary
+attachments are the same packets, so rooms and broadcasts mix both.
 """
 
 from __future__ import annotations
@@ -12,7 +21,11 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+from urllib.parse import parse_qsl
+
+from django.conf import settings
 
 from . import signals
 from .auth import authenticate, authorize
@@ -29,6 +42,7 @@ from .parsers import JSON, PARSERS
 from .policy import RoomPolicies
 from .protocol import socketio
 from .protocol.errors import ProtocolError
+from .recovery import RECOVERABLE_REASONS, SocketState, recovery_from_settings
 from .runtime import Dispatch, Runtime, current
 from .sessions import Session
 
@@ -39,6 +53,9 @@ PT = socketio.PacketType
 
 # A socket refused RATE_LIMIT_STRIKES events within this many seconds is disconnected.
 STRIKE_WINDOW = 10.0
+
+# Query parameters of an Engine.IO request that belong to the transport, not to a v2 client's auth.
+ENGINE_QUERY = frozenset({"EIO", "transport", "t", "b64", "sid", "j"})
 
 
 class Server:
@@ -149,6 +166,8 @@ def start_runtime(server: Server | None = None, **options: Any) -> Runtime:
     interval = realtime_settings()["MALLOC_TRIM_INTERVAL"]
     options.setdefault("trim_interval", interval / 1000 if isinstance(interval, int) and interval > 0 else None)
     runtime = Runtime(handlers=server.layer_handlers, **options)
+    recovery = realtime_settings()["CONNECTION_STATE_RECOVERY"]
+    runtime.recovery = recovery_from_settings(recovery, settings.CHANNEL_LAYERS, runtime.key)
     if server is not io:
         server.runtime = runtime
     return runtime
@@ -167,6 +186,8 @@ class Client:
             max_attachments=limits.max_attachments, max_bytes=limits.max_attachment_bytes
         )
         self.sockets: dict[str, Socket] = {}
+        # the Socket.IO protocol: 5, or 4 for a Socket.IO v2 client on Engine.IO v3 (see the module docstring)
+        self.protocol = 4 if session.protocol.version == 3 else 5
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ever_connected = False
         self._attachments_due: asyncio.TimerHandle | None = None
@@ -175,6 +196,11 @@ class Client:
     async def on_open(self) -> None:
         timeout = realtime_settings()["CONNECT_TIMEOUT"] / 1000
         self.session.call_later(timeout, self._connect_timeout)
+        if self.protocol == 4:
+            # connected to "/" without asking, its handshake query as auth; in a task, so the
+            # handshake is answered first (and the open packet goes out before the CONNECT)
+            query = {k: v for k, v in self.session.request.query.items() if k not in ENGINE_QUERY}
+            self.spawn(self._connect(socketio.Packet(PT.CONNECT, "/", query)))
 
     async def on_message(self, data: str | bytes) -> None:
         try:
@@ -191,6 +217,8 @@ class Client:
             throttled(logger, logging.WARNING, "parse error", "sid=%s closed: parse error (%s)", self.session.sid, exc)
             await self.session.close("parse error")
             return
+        if packet is not None and self.protocol == 4 and "?" in packet.namespace:
+            packet = _v4_namespace_query(packet)
         if packet is None:
             if self.decoder.waiting and self._attachments_due is None:
                 self._attachments_due = asyncio.get_running_loop().call_later(
@@ -286,15 +314,26 @@ class Client:
             return
         auth = packet.data if isinstance(packet.data, dict) else {}
         socket: Socket | None = None
+        recovery = self.runtime.recovery if self.protocol == 5 else None
+        restored = await self._restorable(name, auth) if recovery is not None else None
         try:
             # REALTIME["AUTHENTICATORS"], then the namespace's and the credential's requirements,
             # then the namespace's own middleware and on_connect
             identity = await authenticate(self.session.request, auth)
-            socket = Socket(self, nsp, self._handshake(auth), identity.user)
+            if restored is not None and restored.user != _user_key(identity.user):
+                restored = None  # the state of someone else: never handed over
+            socket_id = restored.sid if restored is not None else self._v4_socket_id(name)
+            socket = Socket(self, nsp, self._handshake(auth), identity.user, socket_id)
             socket.credential = identity.credential
+            if recovery is not None:
+                socket.pid = restored.pid if restored is not None else recovery.new_pid()
+            if restored is not None:
+                socket.recovered = True
+                socket.data = restored.data
             await authorize(nsp, name, socket.user, socket.credential)
-            for middleware in nsp.middleware:
-                await call(middleware, socket, auth)
+            if restored is None or recovery is None or not recovery.settings.skip_middlewares:
+                for middleware in nsp.middleware:
+                    await call(middleware, socket, auth)
             await call(nsp.on_connect, socket, auth)
         except ConnectionRefused as refusal:
             throttled(
@@ -327,7 +366,7 @@ class Client:
             return
         self.sockets[name] = socket
         self.ever_connected = True
-        await socket.opened()
+        await socket.opened(restored, auth.get("offset", "") if restored is not None else "")
         socket.arm_expiry()
         await signals.client_connected.asend(sender=type(nsp), socket=socket)
 
@@ -337,10 +376,33 @@ class Client:
         if socket is not None:
             await socket.closed()
 
+    async def _restorable(self, name: str, auth: dict[str, Any]) -> SocketState | None:
+        """The state a reconnecting client asks back with ``{pid, offset}`` in its auth, if it may have it.
+
+        Not while a socket with that id is still connected here (the client came back before the
+        server noticed it had gone): that one must time out first, or two sockets would share an id.
+        """
+        pid, offset = auth.get("pid"), auth.get("offset")
+        recovery = self.runtime.recovery
+        if recovery is None or not isinstance(pid, str) or not isinstance(offset, str):
+            return None
+        state = await recovery.find(pid, offset, name)
+        if state is not None and self.runtime.rooms.member(name, state.sid) is not None:
+            return None
+        return state
+
+    def _v4_socket_id(self, namespace: str) -> str | None:
+        """A Socket.IO v2 client's socket id, as Node gives it (None: a fresh id, as for v5 clients)."""
+        if self.protocol != 4:
+            return None
+        return self.session.sid if namespace == "/" else f"{namespace}#{self.session.sid}"
+
     async def _send_connect_error(self, namespace: str, message: str, data: Any = None) -> None:
-        body: dict[str, Any] = {"message": message}
-        if data is not None:
-            body["data"] = data
+        body: dict[str, Any] | str
+        if self.protocol == 4:
+            body = message  # socket.io-client@2 gives an "error" listener the payload as is
+        else:
+            body = {"message": message} if data is None else {"message": message, "data": data}
         for frame in self.runtime.parser.encode(socketio.Packet(PT.CONNECT_ERROR, namespace, body)):
             await self.session.send(frame)
 
@@ -498,6 +560,12 @@ class Client:
         if self.sockets.get(socket.namespace) is not socket:
             return
         del self.sockets[socket.namespace]
+        recovery = self.runtime.recovery
+        if recovery is not None and socket.pid is not None:
+            if reason in RECOVERABLE_REASONS:
+                await socket.keep_state(live=False)  # it may come back within the window
+            else:
+                await recovery.drop(socket.pid)  # a deliberate disconnect is never recovered
         await self._hook(socket.nsp.on_disconnecting, socket, reason)
         await socket.closed()
         await self._hook(socket.nsp.on_disconnect, socket, reason)
@@ -517,6 +585,19 @@ class Client:
                 socket.namespace,
                 exc_info=True,
             )
+
+
+def _v4_namespace_query(packet: socketio.Packet) -> socketio.Packet:
+    """``/admin?token=x`` as namespace ``/admin``; a CONNECT's query becomes its auth (Socket.IO v4)."""
+    name, _, query = packet.namespace.partition("?")
+    if packet.type is PT.CONNECT:
+        return replace(packet, namespace=name, data=dict(parse_qsl(query)))
+    return replace(packet, namespace=name)
+
+
+def _user_key(user: Any) -> Any:
+    """Who a socket is, as its recovery state records it: the user's primary key, or None when anonymous."""
+    return getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
 
 
 def _ack_args(result: Any) -> list[Any]:

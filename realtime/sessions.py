@@ -17,7 +17,16 @@ from typing import Any, Protocol
 from .limits import KeyedBuckets, Rate
 from .logs import redact_frame, throttled
 from .protocol.engine import EngineConfig, EngineConnection, PollAnswer, State, Transport
-from .protocol.engineio import CLOSE, NOOP, EnginePacket, EnginePacketType, decode_packet, decode_payload, encode_packet
+from .protocol.engineio import (
+    CLOSE,
+    EIO4,
+    NOOP,
+    EnginePacket,
+    EnginePacketType,
+    EngineProtocol,
+    encode_packet,
+    encode_packet_v3,
+)
 from .protocol.errors import ProtocolError
 from .protocol.events import (
     Closed,
@@ -68,7 +77,7 @@ class FrameSink(Protocol):
 class PollSink(Protocol):
     """A held polling GET, as the Session sees it."""
 
-    async def deliver(self, packets: list[EnginePacket]) -> None: ...
+    async def deliver(self, packets: list[EnginePacket], protocol: EngineProtocol = EIO4) -> None: ...
     async def refuse_upgraded(self) -> None: ...
 
 
@@ -104,15 +113,21 @@ class Outgoing:
 
     A broadcast builds one and hands it to every recipient, so each of them
     only writes frames (the measured cost of a broadcast is per recipient).
+    Engine.IO v3 frames binary messages differently, so those get a second
+    set of frames (``wire_v3``), also built once; text frames are the same.
     """
 
     packets: tuple[EnginePacket, ...]
     wire: tuple[str | bytes, ...]
+    wire_v3: tuple[str | bytes, ...]
+    offset: str | None = None  # connection state recovery: the offset the event carries (realtime.recovery)
 
     @classmethod
-    def of(cls, payloads: Iterable[str | bytes], compress: bool = True) -> Outgoing:
+    def of(cls, payloads: Iterable[str | bytes], compress: bool = True, offset: str | None = None) -> Outgoing:
         packets = tuple(EnginePacket(EnginePacketType.MESSAGE, p, compress) for p in payloads)
-        return cls(packets, tuple(encode_packet(p) for p in packets))
+        wire = tuple(encode_packet(p) for p in packets)
+        binary = any(isinstance(frame, bytes) for frame in wire)
+        return cls(packets, wire, tuple(encode_packet_v3(p) for p in packets) if binary else wire, offset)
 
     @property
     def payloads(self) -> tuple[str | bytes, ...]:
@@ -138,8 +153,11 @@ class Endpoint:
         max_connections_per_ip: int | None = None,
         handshake_rate: str | None = None,
         http_compression_threshold: int | None = 1024,
+        allow_eio3: bool = False,
     ) -> None:
         self.config = config
+        # Engine.IO v3 handshakes (Socket.IO v2 clients) are accepted, as Node's allowEIO3
+        self.allow_eio3 = allow_eio3
         # polling answers of at least this many bytes are compressed for clients that accept it; None: never
         self.http_compression_threshold = http_compression_threshold
         self.handler_factory = handler_factory
@@ -166,10 +184,10 @@ class Endpoint:
         throttled(logger, logging.WARNING, limit, "handshake from %s refused: %s (%s)", address, refusal.message, limit)
         return refusal
 
-    def create(self, transport: Transport, request: ClientRequest) -> Session:
+    def create(self, transport: Transport, request: ClientRequest, protocol: EngineProtocol = EIO4) -> Session:
         # the owning process's key, then 120 random bits: any process can route the sid to its owner
         sid = self.key + secrets.token_urlsafe(15)
-        session = Session(self, sid, transport, request)
+        session = Session(self, sid, transport, request, protocol)
         self.sessions[sid] = session
         address = request.address
         self.per_address[address] = self.per_address.get(address, 0) + 1
@@ -210,12 +228,19 @@ class Session:
         "websocket",
     )
 
-    def __init__(self, endpoint: Endpoint, sid: str, transport: Transport, request: ClientRequest) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        sid: str,
+        transport: Transport,
+        request: ClientRequest,
+        protocol: EngineProtocol = EIO4,
+    ) -> None:
         self.endpoint = endpoint
         self.sid = sid
         self.request = request
         self._loop = asyncio.get_running_loop()
-        self.conn = EngineConnection(sid, endpoint.config, transport, self._loop.time())
+        self.conn = EngineConnection(sid, endpoint.config, transport, self._loop.time(), protocol)
         self.websocket: FrameSink | None = None
         self.probe: FrameSink | None = None
         self._poll: PollSink | None = None
@@ -235,6 +260,11 @@ class Session:
     @property
     def closed(self) -> bool:
         return self.conn.closed
+
+    @property
+    def protocol(self) -> EngineProtocol:
+        """How this session's packets are framed (Engine.IO v4, or v3 for a Socket.IO v2 client)."""
+        return self.conn.protocol
 
     # -- public seam for the layer above ---------------------------------
     async def send(self, data: str | bytes) -> None:
@@ -297,7 +327,7 @@ class Session:
         if self._poll is sink:
             self._poll = None
             self.conn.poll_gone()
-            await sink.deliver([NOOP])
+            await sink.deliver([NOOP], self.conn.protocol)
 
     # -- transports attaching -------------------------------------------
     async def start(self, websocket: FrameSink | None = None) -> EnginePacket:
@@ -306,7 +336,7 @@ class Session:
         self._schedule()
         open_packet = self.conn.open_packet()
         if websocket is not None:
-            await websocket.write(encode_packet(open_packet))
+            await websocket.write(self.conn.protocol.encode_frame(open_packet))
         await self.handler.on_open()
         return open_packet
 
@@ -322,7 +352,7 @@ class Session:
         """A WebSocket frame from either the active WebSocket or the probe."""
         if source is self.websocket and self.conn.streaming:
             # the hot path: a message on an open WebSocket changes no state, so skip the machinery
-            if isinstance(frame, bytes):
+            if isinstance(frame, bytes) and self.conn.protocol is EIO4:
                 await self.handler.on_message(frame)
                 return
             if frame[:1] == "4":
@@ -331,7 +361,7 @@ class Session:
                 await self.handler.on_message(frame[1:])
                 return
         try:
-            packet = decode_packet(frame)
+            packet = self.conn.protocol.decode_frame(frame)
             if packet_logger.isEnabledFor(logging.DEBUG):
                 packet_logger.debug("sid=%s ws <- %r", self.sid, redact_frame(frame))
             if source is self.websocket:
@@ -354,7 +384,7 @@ class Session:
         answer to the CONNECT in a GET before its POST has returned.
         """
         try:
-            packets = decode_payload(body)
+            packets = self.conn.protocol.decode_payload(body)
         except ProtocolError as exc:
             await self._polling_parse_error(exc)
             return None
@@ -410,7 +440,7 @@ class Session:
         await self.catch_up()
         answer, packets, events = self.conn.poll(self._loop.time())
         if answer is PollAnswer.RESPOND:
-            await sink.deliver(packets)
+            await sink.deliver(packets, self.conn.protocol)
             if self.conn.closed and not self.conn.outbox:
                 self._forget()
         elif answer is PollAnswer.WAIT:
@@ -457,7 +487,7 @@ class Session:
         if conn.streaming and websocket is not None:
             if packet_logger.isEnabledFor(logging.DEBUG):
                 packet_logger.debug("sid=%s ws -> %r", self.sid, outgoing.wire)
-            for frame in outgoing.wire:
+            for frame in outgoing.wire if conn.protocol is EIO4 else outgoing.wire_v3:
                 await websocket.write(frame)
             if websocket.buffered() > conn.config.max_buffered_bytes:
                 self._backlogged()
@@ -545,7 +575,7 @@ class Session:
         self._closing = self._loop.create_task(self._apply(conn.overflow()))
 
     async def _write(self, websocket: FrameSink, packet: EnginePacket) -> None:
-        frame = encode_packet(packet)
+        frame = self.conn.protocol.encode_frame(packet)
         if packet_logger.isEnabledFor(logging.DEBUG):
             packet_logger.debug("sid=%s ws -> %r", self.sid, frame)
         await websocket.write(frame)
@@ -559,7 +589,7 @@ class Session:
                 await self._write(self.websocket, packet)
         elif self._poll is not None and self.conn.poll_flushable:
             sink, self._poll = self._poll, None
-            await sink.deliver(self.conn.take_poll())
+            await sink.deliver(self.conn.take_poll(), self.conn.protocol)
 
     # -- events and time -------------------------------------------------
     async def _apply(self, events: list[Event]) -> None:
@@ -570,7 +600,7 @@ class Session:
                 await self._answer_probe(event.packet)
             elif isinstance(event, PollReleased) and self._poll is not None:
                 sink, self._poll = self._poll, None
-                await sink.deliver(event.packets)
+                await sink.deliver(event.packets, self.conn.protocol)
             elif isinstance(event, PollRefused) and self._poll is not None:
                 sink, self._poll = self._poll, None
                 await sink.refuse_upgraded()
@@ -600,7 +630,7 @@ class Session:
         try:
             if self._poll is not None:
                 sink, self._poll = self._poll, None
-                await sink.deliver(self.conn.take_poll())
+                await sink.deliver(self.conn.take_poll(), self.conn.protocol)
             if CLOSE in self.conn.outbox and self.websocket is None and self.probe is None:
                 # closed by the server: the close packet waits, briefly, for the client's next GET
                 self._loop.call_later(CLOSE_LINGER, self._forget)

@@ -58,6 +58,13 @@ REALTIME = {
         "tests.sockets",
     ],
 }
+# Socket.IO v2 clients (tests/e2e/test_eio3.py); that file starts one server with it off
+REALTIME["ALLOW_EIO3"] = os.environ.get("REALTIME_ALLOW_EIO3", "1") == "1"
+# tests/e2e/test_recovery.py starts clusters with connection state recovery on
+if os.environ.get("REALTIME_RECOVERY") == "1":
+    REALTIME["CONNECTION_STATE_RECOVERY"] = {"MAX_DISCONNECTION_DURATION": 120_000, "SKIP_MIDDLEWARES": True}
+    # its Chromium page is served by the proxy: another origin than the backend's own Host
+    REALTIME["CORS_ALLOWED_ORIGINS"] = [*REALTIME["CORS_ALLOWED_ORIGINS"], "*"]
 # Tests with many proxied polling clients give them a longer pong deadline (a loaded machine)
 if os.environ.get("REALTIME_PING_TIMEOUT"):
     REALTIME["PING_TIMEOUT"] = int(os.environ["REALTIME_PING_TIMEOUT"])

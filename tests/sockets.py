@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import os
 import re
 import secrets
 
@@ -107,6 +108,21 @@ class Main(Namespace):
     async def on_identity(self, socket):
         return identity(socket)
 
+    async def on_remember(self, socket, value):
+        socket.data["note"] = value
+        return True
+
+    async def on_recovery(self, socket):
+        """Connection state recovery as the server sees it (tests/e2e/test_recovery.py)."""
+        return {
+            "id": socket.id,
+            "recovered": socket.recovered,
+            "rooms": sorted(socket.rooms),
+            "note": socket.data.get("note"),
+            "process": socket.runtime.key,
+            "pid": os.getpid(),
+        }
+
     async def on_enter(self, socket, *rooms):
         """A client asks to join rooms: declared rooms' policies apply (RoomRefused answers the ack)."""
         await socket.join_checked(*rooms)
@@ -173,6 +189,9 @@ class Teams(Namespace):
 
     async def on_shout(self, socket, text):
         await self.emit("shout", self.name, text)
+
+    async def on_whoami(self, socket):
+        return {"id": socket.id, "rooms": sorted(socket.rooms), "auth": socket.handshake.auth}
 
 
 class CatchAll(Namespace):

@@ -88,7 +88,12 @@ class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no 
         if request.host is None:
             return self.refuse_host(sid)
         endpoint = self.endpoint
-        refusal = check_request(request, transports=endpoint.transports, allowed_origins=endpoint.allowed_origins)
+        refusal = check_request(
+            request,
+            transports=endpoint.transports,
+            allowed_origins=endpoint.allowed_origins,
+            allow_eio3=endpoint.allow_eio3,
+        )
         if refusal is FORBIDDEN:
             self.log_refusal(refusal, sid, "origin", f"Origin {clip(request.origin)} not allowed")
             return refusal

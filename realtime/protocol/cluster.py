@@ -124,6 +124,7 @@ class Broadcast(Message):
     frames: tuple[str | bytes, ...]
     via: str | None
     compress: bool = True  # False: emitted with compress(False), see EnginePacket.compress
+    offset: str | None = None  # connection state recovery: the offset its frames carry, if any
 
     def _problem(self) -> str | None:
         if not self.rooms:

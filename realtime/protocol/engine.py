@@ -1,9 +1,14 @@
-"""One Engine.IO v4 session as a state machine, free of I/O and clocks.
+"""One Engine.IO session (v4, or v3 for Socket.IO v2 clients) as a state machine, free of I/O and clocks.
 
 The adapter feeds it what arrived and the current time (seconds, any
 monotonic origin) and carries out the events it returns. Packets to send
 wait in ``outbox`` until the adapter flushes them: over the WebSocket at
 once, or as the body of the next polling GET.
+
+The two protocol versions differ here only in the heartbeat: in v4 the server
+pings and the client answers within ``pingTimeout``; in v3 the client pings,
+the server answers, and a client silent (no ping) for ``pingInterval +
+pingTimeout`` since its last ping is gone. Framing is ``EngineProtocol``'s.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import enum
 import json
 from dataclasses import dataclass
 
-from .engineio import CLOSE, NOOP, EnginePacket, EnginePacketType
+from .engineio import CLOSE, EIO4, NOOP, EnginePacket, EnginePacketType, EngineProtocol
 from .errors import ProtocolError
 from .events import Closed, Event, MessageReceived, PollRefused, PollReleased, ProbeAnswered, UpgradeAbandoned, Upgraded
 
@@ -73,15 +78,19 @@ class EngineConnection:
         "outbox",
         "outbox_bytes",
         "poll_waiting",
+        "protocol",
         "sid",
         "state",
         "transport",
     )
 
-    def __init__(self, sid: str, config: EngineConfig, transport: Transport, now: float) -> None:
+    def __init__(
+        self, sid: str, config: EngineConfig, transport: Transport, now: float, protocol: EngineProtocol = EIO4
+    ) -> None:
         self.sid = sid
         self.config = config
         self.transport = transport
+        self.protocol = protocol
         self.state = State.OPEN
         self.outbox: list[EnginePacket] = []  # a list: an empty deque costs 600 bytes on every idle client
         self.outbox_bytes = 0
@@ -89,6 +98,10 @@ class EngineConnection:
         self.poll_waiting = False
         self._next_ping_at = now + config.ping_interval / 1000
         self._pong_deadline: float | None = None
+        if protocol.version == 3:
+            # the client pings: it must be heard from within interval + timeout; we never ping
+            self._next_ping_at = float("inf")
+            self._pong_deadline = self._heartbeat_due(now)
         self._upgrade_deadline: float | None = None
         self._noop_at: float | None = None
 
@@ -96,13 +109,14 @@ class EngineConnection:
     def open_packet(self) -> EnginePacket:
         """The handshake; a direct WebSocket has nothing to upgrade to."""
         upgrades = ["websocket"] if self.transport is Transport.POLLING else []
-        body = {
+        body: dict[str, object] = {
             "sid": self.sid,
             "upgrades": upgrades,
             "pingInterval": self.config.ping_interval,
             "pingTimeout": self.config.ping_timeout,
-            "maxPayload": self.config.max_payload,
         }
+        if self.protocol.version == 4:
+            body["maxPayload"] = self.config.max_payload  # v3 has no such field
         return EnginePacket(EnginePacketType.OPEN, json.dumps(body, separators=(",", ":")))
 
     @property
@@ -123,6 +137,8 @@ class EngineConnection:
         if kind is EnginePacketType.MESSAGE:
             return [MessageReceived(packet.data)]
         if kind is EnginePacketType.PONG:
+            if self.protocol.version == 3:
+                return []  # we never ping a v3 client: a pong answers nothing
             if self._pong_deadline is None or self._ping_queued:
                 # a pong nobody asked for (or for a ping still buffered) must not keep a client alive
                 return []
@@ -135,6 +151,8 @@ class EngineConnection:
                 self.queue(NOOP)
             return self.close("transport close")
         if kind is EnginePacketType.PING:
+            if self.protocol.version == 3:
+                self._pong_deadline = self._heartbeat_due(now)
             self.queue(EnginePacket(EnginePacketType.PONG, packet.data))
             return []
         if kind is EnginePacketType.OPEN:
@@ -281,6 +299,10 @@ class EngineConnection:
             self.queue(EnginePacket(EnginePacketType.PING))
             self._ping_queued = True
         return events
+
+    def _heartbeat_due(self, now: float) -> float:
+        """v3: when a client that pinged at ``now`` must have pinged again."""
+        return now + (self.config.ping_interval + self.config.ping_timeout) / 1000
 
     # -- closing ---------------------------------------------------------
     def close(self, reason: str) -> list[Event]:

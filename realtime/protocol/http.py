@@ -32,6 +32,11 @@ BAD_HANDSHAKE_METHOD = Refusal(400, 2, "Bad handshake method")
 BAD_REQUEST = Refusal(400, 3, "Bad request")
 FORBIDDEN = Refusal(403, 4, "Forbidden")
 UNSUPPORTED_PROTOCOL_VERSION = Refusal(400, 5, "Unsupported protocol version")
+# An Engine.IO v3 client (Socket.IO v2) while REALTIME["ALLOW_EIO3"] is off: the spec's code, and a
+# message that tells whoever reads it (in the client's error, or the log) what turns it on.
+EIO3_NOT_ALLOWED = Refusal(
+    400, 5, 'Unsupported protocol version: Engine.IO v3 (Socket.IO v2 clients) needs REALTIME["ALLOW_EIO3"] = True'
+)
 # Limits (REALTIME["MAX_CONNECTIONS"], ...): Engine.IO has no code of its own for them, so they
 # carry Forbidden's code with an HTTP status and a message that say what happened.
 TOO_MANY_CONNECTIONS = Refusal(503, 4, "Too many connections")
@@ -52,7 +57,9 @@ class Request:
     scheme: str = "http"  # "http" or "https", as Django's request.scheme says (a WebSocket's wss is "https")
 
 
-def check_request(request: Request, *, transports: Iterable[str], allowed_origins: Iterable[str]) -> Refusal | None:
+def check_request(
+    request: Request, *, transports: Iterable[str], allowed_origins: Iterable[str], allow_eio3: bool = False
+) -> Refusal | None:
     """The refusal a request earns before any session is looked up, or None."""
     transport = request.query.get("transport")
     if transport is None or transport not in transports:
@@ -67,7 +74,10 @@ def check_request(request: Request, *, transports: Iterable[str], allowed_origin
         return None
     if request.method != "GET":
         return BAD_HANDSHAKE_METHOD
-    if request.query.get("EIO") != "4":
+    version = request.query.get("EIO")
+    if version == "3":
+        return None if allow_eio3 else EIO3_NOT_ALLOWED
+    if version != "4":
         return UNSUPPORTED_PROTOCOL_VERSION
     return None
 

@@ -246,5 +246,8 @@ class NodeSocket:
     async def disconnect(self) -> None:
         await self.agent.call("disconnect", socket=self.name)
 
+    async def break_transport(self) -> None:
+        await self.agent.call("break", socket=self.name)
+
     async def state(self) -> dict[str, Any]:
         return await self.agent.call("state", socket=self.name)

@@ -1,9 +1,12 @@
 // A socket.io-client@4 process driven from Python over stdin/stdout, one JSON object per line.
+// A socket opened with {"client": 2} is socket.io-client@2 instead (Engine.IO v3, Socket.IO v4):
+// the same commands and the same stream, where v2 has no onAny or timeout() of its own.
 //
 // Python sends commands {"id": N, "cmd": ..., ...}; the agent answers {"id": N, "result": ...}
 // or {"id": N, "error": "..."}. Everything a socket observes is streamed as
 // {"socket": NAME, "event": ..., "args": [...]}. Bytes travel as {"$bin": "<base64>"}.
 import { io } from "socket.io-client";
+import io2 from "socket.io-client-v2";
 import msgpackParser from "socket.io-msgpack-parser";
 import { createInterface } from "node:readline";
 
@@ -38,7 +41,8 @@ const PARSERS = { msgpack: msgpackParser };
 
 function open(name, url, options) {
   if (typeof options.parser === "string") options = { ...options, parser: PARSERS[options.parser] };
-  const socket = io(url, { forceNew: true, reconnection: false, ...options });
+  const { client, ...rest } = options;
+  const socket = (client === 2 ? io2 : io)(url, { forceNew: true, reconnection: false, ...rest });
   sockets.set(name, socket);
   const emitEvent = (event, args) => out({ socket: name, event, args });
   socket.on("connect", () => emitEvent("connect", [socket.id, socket.io.engine.transport.name]));
@@ -46,11 +50,40 @@ function open(name, url, options) {
   socket.on("disconnect", (reason) => emitEvent("disconnect", [reason]));
   socket.io.engine?.on?.("upgrade", (t) => emitEvent("upgrade", [t.name]));
   socket.io.on("open", () => socket.io.engine.on("upgrade", (t) => emitEvent("upgrade", [t.name])));
-  socket.onAny((event, ...args) => {
+  const any = (event, ...args) => {
     if (typeof args[args.length - 1] === "function") args.pop();
     emitEvent("event", [event, ...args]);
-  });
+  };
+  if (client === 2) {
+    // a namespace refused: v2 emits "error" with the server's payload (a plain message)
+    socket.on("error", (data) => emitEvent("connect_error", [typeof data === "string" ? data : data?.message, data]));
+    socket.io.on("connect_error", (err) => emitEvent("connect_error", [String(err?.message ?? err), null]));
+    socket.io.on("ping", () => emitEvent("ping", []));
+    socket.io.on("pong", (ms) => emitEvent("pong", [ms]));
+    const onevent = socket.onevent;
+    socket.onevent = function (packet) {
+      any(...(packet.data ?? []));
+      onevent.call(this, packet);
+    };
+  } else {
+    socket.onAny(any);
+  }
   return socket;
+}
+
+// socket.timeout(ms).emit(...) where the client has it; v2 gets the same by hand
+function emitWithAck(socket, event, args, timeout) {
+  return new Promise((resolve, reject) => {
+    if (typeof socket.timeout === "function") {
+      socket.timeout(timeout).emit(event, ...args, (err, ...answer) => (err ? reject(err) : resolve(answer)));
+      return;
+    }
+    const timer = setTimeout(() => reject(new Error("operation has timed out")), timeout);
+    socket.emit(event, ...args, (...answer) => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+  });
 }
 
 async function handle(command) {
@@ -64,12 +97,7 @@ async function handle(command) {
       return null;
     case "emitWithAck":
       // every argument of the acknowledgement, as an array
-      return await new Promise((resolve, reject) => {
-        socket.timeout(command.timeout ?? 5000).emit(command.event, ...decode(command.args ?? []), (err, ...answer) => {
-          if (err) reject(err);
-          else resolve(answer);
-        });
-      });
+      return await emitWithAck(socket, command.event, decode(command.args ?? []), command.timeout ?? 5000);
     case "reply":
       // answer the server's emit_with_ack for this event with fixed arguments
       socket.on(command.event, (...args) => {
@@ -84,11 +112,16 @@ async function handle(command) {
     case "disconnect":
       socket.disconnect();
       return null;
+    case "break":
+      // lose the transport without a goodbye, as a network blip does: the manager reconnects (if allowed)
+      socket.io.engine.close();
+      return null;
     case "state":
       return {
         id: socket.id ?? null,
         sid: socket.io.engine?.id ?? null,
         connected: socket.connected,
+        recovered: socket.recovered ?? null,
         transport: socket.io.engine?.transport?.name ?? null,
         // the WebSocket extensions the server agreed to (ws's own WebSocket, under engine.io-client)
         extensions: socket.io.engine?.transport?.ws?.extensions ?? null,
@@ -97,7 +130,7 @@ async function handle(command) {
       // the next test's clean slate (tests/clients/node.py, SharedNodeAgent): every socket silenced first,
       // so nothing it says after this answer can reach the next test, then disconnected and forgotten
       for (const s of sockets.values()) {
-        s.offAny();
+        s.offAny?.();
         s.removeAllListeners();
         s.io.removeAllListeners();
         s.io.engine?.removeAllListeners?.("upgrade");

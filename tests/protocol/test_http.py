@@ -29,7 +29,15 @@ def check(method="GET", websocket=False, origin=None, host="h:1", allowed=(), tr
         ({"EIO": "4", "transport": "abc"}, 400, {"code": 0, "message": "Transport unknown"}),
         ({"transport": "polling"}, 400, {"code": 5, "message": "Unsupported protocol version"}),
         ({"EIO": "abc", "transport": "polling"}, 400, {"code": 5, "message": "Unsupported protocol version"}),
-        ({"EIO": "3", "transport": "polling"}, 400, {"code": 5, "message": "Unsupported protocol version"}),
+        (
+            {"EIO": "3", "transport": "polling"},
+            400,
+            {
+                "code": 5,
+                "message": "Unsupported protocol version: Engine.IO v3 (Socket.IO v2 clients) needs "
+                'REALTIME["ALLOW_EIO3"] = True',
+            },
+        ),
         ({"method": "POST", "EIO": "4", "transport": "polling"}, 400, {"code": 2, "message": "Bad handshake method"}),
         ({"method": "PUT", "EIO": "4", "transport": "polling"}, 400, {"code": 2, "message": "Bad handshake method"}),
         ({"method": "PUT", "EIO": "4", "transport": "polling", "sid": "x"}, 400, {"code": 3, "message": "Bad request"}),
@@ -158,3 +166,12 @@ def test_scheme_decides_the_origin_check_of_a_request():
     assert check(EIO="4", transport="polling", origin="https://h:1", scheme="https") is None
     refusal = check(EIO="4", transport="polling", origin="https://h:1", scheme="http")
     assert refusal is not None and refusal.code == 4
+
+
+def test_eio3_passes_when_allowed_and_other_versions_still_do_not():
+    request = Request(method="GET", query={"EIO": "3", "transport": "polling"}, host="h:1")
+    assert check_request(request, transports=BOTH, allowed_origins=(), allow_eio3=True) is None
+    for version in ("2", "5", "03", "3 "):
+        request = Request(method="GET", query={"EIO": version, "transport": "polling"}, host="h:1")
+        refusal = check_request(request, transports=BOTH, allowed_origins=(), allow_eio3=True)
+        assert refusal is not None and refusal.message == "Unsupported protocol version"

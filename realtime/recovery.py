@@ -1,0 +1,387 @@
+"""Connection state recovery: what a socket that lost its transport gets back when it reconnects.
+
+Wire-compatible with Node's socket.io 4.6+ (``connectionStateRecovery``): the CONNECT answer
+carries a private id (``pid``); every event sent without an ack and not volatile carries an
+offset as its last argument; a client that reconnects sends ``{pid, offset}`` in its CONNECT
+auth and, within ``MAX_DISCONNECTION_DURATION``, gets its socket id, rooms and ``socket.data``
+back and every packet emitted to it since that offset, before anything new.
+
+Node keeps sessions and packets in the memory of the process that held the socket, and its
+Redis adapter cannot recover. Here the store follows the channel layer: in memory with the
+in-memory layer (one process), and in Redis with channels-redis, so a client recovers on any
+process, and also after the process that held it was killed: a connected socket's state is
+written when it connects and when its rooms change, and kept alive while its process lives.
+Packets are kept per namespace, bounded in time (the window) and in bytes
+(``MAX_BUFFER_BYTES``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgpack
+
+from .conf import RecoverySettings
+from .logs import throttled
+
+logger = logging.getLogger("realtime.recovery")
+
+# Node's list: a socket that went away for one of these reasons may come back; never after a
+# deliberate disconnect (client namespace disconnect, server namespace disconnect, io client disconnect).
+RECOVERABLE_REASONS = frozenset(
+    {
+        "transport error",
+        "transport close",
+        "forced close",
+        "ping timeout",
+        "server shutting down",
+        "forced server close",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPacket:
+    """One event as it went out (offset included in its frames), and whom it was for."""
+
+    offset: str
+    namespace: str
+    rooms: tuple[str, ...]
+    except_rooms: tuple[str, ...]
+    except_ids: tuple[str, ...]
+    frames: tuple[str | bytes, ...]
+    compress: bool = True
+
+    def reaches(self, socket_id: str, rooms: frozenset[str]) -> bool:
+        if socket_id in self.except_ids or not rooms.isdisjoint(self.except_rooms):
+            return False
+        return not self.rooms or not rooms.isdisjoint(self.rooms)
+
+    @property
+    def size(self) -> int:
+        return sum(len(f) for f in self.frames) + 64
+
+    def pack(self) -> bytes:
+        fields = [self.offset, self.namespace, self.rooms, self.except_rooms, self.except_ids, self.frames]
+        return msgpack.packb([*fields, self.compress], use_bin_type=True)  # type: ignore[no-any-return]
+
+    @classmethod
+    def unpack(cls, blob: bytes) -> StoredPacket:
+        offset, namespace, rooms, except_rooms, except_ids, frames, compress = msgpack.unpackb(blob, raw=False)
+        return cls(offset, namespace, tuple(rooms), tuple(except_rooms), tuple(except_ids), tuple(frames), compress)
+
+
+@dataclass(frozen=True, slots=True)
+class SocketState:
+    """What a recovered socket gets back."""
+
+    pid: str
+    sid: str
+    namespace: str
+    rooms: tuple[str, ...]
+    data: dict[str, Any]
+    user: Any  # the user's primary key (None: anonymous): a recovery never changes who the socket is
+
+    def pack(self) -> bytes:
+        fields = [self.pid, self.sid, self.namespace, list(self.rooms), self.data, self.user]
+        return msgpack.packb(fields, use_bin_type=True)  # type: ignore[no-any-return]
+
+    @classmethod
+    def unpack(cls, blob: bytes) -> SocketState:
+        pid, sid, namespace, rooms, data, user = msgpack.unpackb(blob, raw=False)
+        return cls(pid, sid, namespace, tuple(rooms), data, user)
+
+
+class RecoveryStore(Protocol):
+    """Where sessions and packets are kept (MemoryStore, RedisStore)."""
+
+    settings: RecoverySettings
+
+    async def append(self, packet: StoredPacket) -> None: ...
+    async def has_offset(self, namespace: str, offset: str) -> bool: ...
+    async def since(self, namespace: str, offset: str) -> list[StoredPacket]: ...
+    async def save(self, state: SocketState, live: bool) -> None: ...
+    async def load(self, pid: str) -> SocketState | None: ...
+    async def drop(self, pid: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+class Recovery:
+    """The runtime's handle on the store: offsets, and the best-effort calls the socket layer makes.
+
+    A store that fails (Redis away) must not fail an emit or a connect: the packet goes out
+    unrecorded, the client connects afresh, and one rate-limited line says so.
+    """
+
+    def __init__(self, store: RecoveryStore, key: str) -> None:
+        self.store = store
+        self.settings = store.settings
+        self._prefix = key + secrets.token_hex(2)  # unique across processes and restarts
+        self._counter = itertools.count(1)
+
+    def new_offset(self) -> str:
+        return f"{self._prefix}-{next(self._counter):x}"
+
+    @staticmethod
+    def new_pid() -> str:
+        return secrets.token_urlsafe(16)
+
+    async def record(self, packet: StoredPacket) -> None:
+        try:
+            await self.store.append(packet)
+        except Exception as exc:
+            throttled(logger, logging.WARNING, "store append", "packet not kept for recovery: %r", exc)
+
+    async def save(self, state: SocketState, live: bool) -> None:
+        try:
+            await self.store.save(state, live)
+        except Exception as exc:
+            throttled(logger, logging.WARNING, "store save", "socket %s not kept for recovery: %r", state.sid, exc)
+
+    async def drop(self, pid: str) -> None:
+        try:
+            await self.store.drop(pid)
+        except Exception as exc:
+            throttled(logger, logging.WARNING, "store drop", "recovery state not dropped: %r", exc)
+
+    async def find(self, pid: str, offset: str, namespace: str) -> SocketState | None:
+        """The state a reconnecting client may take back, or None (unknown, expired, other namespace, offset gone)."""
+        try:
+            state = await self.store.load(pid)
+            if state is None or state.namespace != namespace:
+                return None
+            if not await self.store.has_offset(namespace, offset):
+                return None
+            await self.store.drop(pid)  # taken: one reconnect gets it, once
+            return state
+        except Exception as exc:
+            throttled(logger, logging.WARNING, "store load", "recovery not possible: %r", exc)
+            return None
+
+    async def missed(self, state: SocketState, offset: str) -> list[StoredPacket]:
+        """What was emitted to the socket after ``offset``, oldest first."""
+        try:
+            packets = await self.store.since(state.namespace, offset)
+        except Exception as exc:
+            throttled(logger, logging.WARNING, "store since", "missed packets not read: %r", exc)
+            return []
+        rooms = frozenset((*state.rooms, state.sid))  # what went to the socket's own id too
+        return [p for p in packets if p.reaches(state.sid, rooms)]
+
+
+# -- in memory: the in-memory channel layer's one process --------------------------------------
+
+
+class MemoryStore:
+    def __init__(self, settings: RecoverySettings) -> None:
+        self.settings = settings
+        self.packets: dict[str, deque[tuple[float, StoredPacket]]] = {}
+        self.bytes: dict[str, int] = {}
+        self.sessions: dict[str, tuple[float, SocketState]] = {}
+
+    async def append(self, packet: StoredPacket) -> None:
+        now = time.monotonic()
+        queue = self.packets.setdefault(packet.namespace, deque())
+        queue.append((now, packet))
+        total = self.bytes.get(packet.namespace, 0) + packet.size
+        cutoff = now - self.settings.max_disconnection
+        while queue and (queue[0][0] < cutoff or total > self.settings.max_buffer_bytes):
+            total -= queue.popleft()[1].size
+        self.bytes[packet.namespace] = total
+
+    async def has_offset(self, namespace: str, offset: str) -> bool:
+        return any(p.offset == offset for _, p in self.packets.get(namespace, ()))
+
+    async def since(self, namespace: str, offset: str) -> list[StoredPacket]:
+        packets = [p for _, p in self.packets.get(namespace, ())]
+        for index in range(len(packets) - 1, -1, -1):
+            if packets[index].offset == offset:
+                return packets[index + 1 :]
+        return []
+
+    async def save(self, state: SocketState, live: bool) -> None:
+        if not live:  # a live socket's state only matters in this process once it is gone
+            self.sessions[state.pid] = (time.monotonic() + self.settings.max_disconnection, state)
+            self._expire()
+
+    async def load(self, pid: str) -> SocketState | None:
+        self._expire()
+        entry = self.sessions.get(pid)
+        return entry[1] if entry is not None else None
+
+    async def drop(self, pid: str) -> None:
+        self.sessions.pop(pid, None)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for pid in [pid for pid, (until, _) in self.sessions.items() if until < now]:
+            del self.sessions[pid]
+
+    async def close(self) -> None:
+        pass
+
+
+# -- in Redis: any process, and after the one that held the socket died ---------------------------
+
+# Append one packet to its namespace's stream and trim the stream by age (the window, by the
+# Redis clock) and by bytes (a counter beside the stream); both keys expire a window after the
+# last append. KEYS: stream, byte counter. ARGV: offset, packed packet, size, byte limit, window ms.
+_APPEND = """
+local stream, counter = KEYS[1], KEYS[2]
+local limit, window = tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('XADD', stream, '*', 'o', ARGV[1], 'p', ARGV[2], 's', ARGV[3])
+local total = redis.call('INCRBY', counter, ARGV[3])
+local clock = redis.call('TIME')
+local cutoff = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) - window
+local function drop(entries)
+  for _, entry in ipairs(entries) do
+    local fields, size = entry[2], 0
+    for i = 1, #fields, 2 do if fields[i] == 's' then size = tonumber(fields[i + 1]) end end
+    redis.call('XDEL', stream, entry[1])
+    total = redis.call('DECRBY', counter, size)
+  end
+end
+drop(redis.call('XRANGE', stream, '-', tostring(cutoff), 'COUNT', 1000))
+while total > limit do
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 16)
+  if #first == 0 then redis.call('SET', counter, 0) break end
+  drop(first)
+end
+redis.call('PEXPIRE', stream, window)
+redis.call('PEXPIRE', counter, window)
+return total
+"""
+
+# How many stream entries one XREVRANGE reads while looking for a client's offset.
+SCAN_BATCH = 200
+
+
+def _namespace_key(namespace: str) -> str:
+    return hashlib.sha256(namespace.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class RedisStore:
+    """Sessions as keys with a TTL, packets as one stream per namespace.
+
+    A connected socket's state is saved with a TTL of the window and refreshed every quarter
+    window while its process lives (``live``); once it has gone for a recoverable reason it is
+    saved once more and left to expire. So after ``kill -9`` its state outlives the process by
+    at most a window and a quarter.
+    """
+
+    PREFIX = "realtime:csr:"
+
+    def __init__(self, settings: RecoverySettings, url: str) -> None:
+        import redis.asyncio as redis  # channels-redis's own dependency
+
+        self.settings = settings
+        self.client = redis.Redis.from_url(url)
+        self.window_ms = int(settings.max_disconnection * 1000)
+        self.live: set[str] = set()
+        self._refresher: asyncio.Task[None] | None = None
+        self._append = self.client.register_script(_APPEND)
+
+    def _stream(self, namespace: str) -> str:
+        return f"{self.PREFIX}packets:{_namespace_key(namespace)}"
+
+    def _session(self, pid: str) -> str:
+        return f"{self.PREFIX}session:{pid}"
+
+    async def append(self, packet: StoredPacket) -> None:
+        stream = self._stream(packet.namespace)
+        args: list[bytes | str | int] = [
+            packet.offset,
+            packet.pack(),
+            packet.size,
+            self.settings.max_buffer_bytes,
+            self.window_ms,
+        ]
+        await self._append(keys=[stream, stream + ":bytes"], args=args)
+
+    async def has_offset(self, namespace: str, offset: str) -> bool:
+        return await self._find(namespace, offset) is not None
+
+    async def since(self, namespace: str, offset: str) -> list[StoredPacket]:
+        newer = await self._find(namespace, offset)
+        return [StoredPacket.unpack(fields[b"p"]) for fields in reversed(newer or [])]
+
+    async def _find(self, namespace: str, offset: str) -> list[dict[bytes, bytes]] | None:
+        """Newest first until ``offset``: the entries after it (newest first); None when it is not there."""
+        stream, wanted = self._stream(namespace), offset.encode()
+        newer: list[dict[bytes, bytes]] = []
+        end = "+"
+        while True:
+            batch: Any = await self.client.xrevrange(stream, max=end, min="-", count=SCAN_BATCH)
+            for _, fields in batch:
+                if fields.get(b"o") == wanted:
+                    return newer
+                newer.append(fields)
+            if len(batch) < SCAN_BATCH:
+                return None
+            end = "(" + batch[-1][0].decode()
+
+    async def save(self, state: SocketState, live: bool) -> None:
+        await self.client.set(self._session(state.pid), state.pack(), px=self.window_ms)
+        if live:
+            self.live.add(state.pid)
+            if self._refresher is None:
+                self._refresher = asyncio.get_running_loop().create_task(self._refresh())
+        else:
+            self.live.discard(state.pid)
+
+    async def load(self, pid: str) -> SocketState | None:
+        blob = await self.client.get(self._session(pid))
+        return SocketState.unpack(blob) if isinstance(blob, bytes) else None
+
+    async def drop(self, pid: str) -> None:
+        self.live.discard(pid)
+        await self.client.delete(self._session(pid))
+
+    async def _refresh(self) -> None:
+        """Keep the live sockets' states from expiring while this process holds them."""
+        while True:
+            await asyncio.sleep(self.settings.max_disconnection / 4)
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for pid in list(self.live):
+                        pipe.pexpire(self._session(pid), self.window_ms)
+                    await pipe.execute()
+            except Exception as exc:
+                throttled(logger, logging.WARNING, "store refresh", "recovery states not refreshed: %r", exc)
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+        await self.client.aclose()
+
+
+def redis_url_of_layer(layers: dict[str, Any]) -> str | None:
+    """The Redis the default channel layer uses (channels-redis), as a URL; None for any other layer."""
+    layer = layers.get("default", {})
+    if "channels_redis" not in str(layer.get("BACKEND", "")):
+        return None
+    hosts = layer.get("CONFIG", {}).get("hosts") or ["redis://localhost:6379"]
+    host = hosts[0]
+    if isinstance(host, dict):
+        host = host.get("address", "redis://localhost:6379")
+    if isinstance(host, (tuple, list)):
+        return f"redis://{host[0]}:{host[1]}"
+    return str(host)
+
+
+def recovery_from_settings(value: object, layers: dict[str, Any], key: str) -> Recovery | None:
+    """The process's Recovery for ``REALTIME["CONNECTION_STATE_RECOVERY"]``, or None when it is off."""
+    settings = RecoverySettings.parse(value)
+    if settings is None:
+        return None
+    url = redis_url_of_layer(layers)
+    store: RecoveryStore = RedisStore(settings, url) if url is not None else MemoryStore(settings)
+    return Recovery(store, key)

@@ -1,0 +1,78 @@
+"""The connection state recovery store in memory (the Redis one is tested in tests/e2e/test_recovery.py)."""
+
+import pytest
+
+from realtime.conf import RecoverySettings
+from realtime.recovery import (
+    RECOVERABLE_REASONS,
+    MemoryStore,
+    Recovery,
+    SocketState,
+    StoredPacket,
+    redis_url_of_layer,
+)
+
+
+def packet(offset, rooms=(), except_rooms=(), except_ids=(), namespace="/", frames=("2[]",)):
+    return StoredPacket(offset, namespace, tuple(rooms), tuple(except_rooms), tuple(except_ids), tuple(frames))
+
+
+def test_settings_parse_as_node_names_them():
+    assert RecoverySettings.parse(None) is None
+    assert RecoverySettings.parse(True) == RecoverySettings(120.0, True, 16 * 1024 * 1024)
+    parsed = RecoverySettings.parse({"MAX_DISCONNECTION_DURATION": 5_000, "SKIP_MIDDLEWARES": False})
+    assert (parsed.max_disconnection, parsed.skip_middlewares) == (5.0, False)
+    for bad in ({"MAX_DISCONNECTION_DURATION": 0}, {"SKIP_MIDDLEWARES": 1}, {"NOPE": 1}, "yes"):
+        with pytest.raises((TypeError, ValueError)):
+            RecoverySettings.parse(bad)
+
+
+def test_a_packet_reaches_the_rooms_it_named_less_its_exceptions():
+    rooms = frozenset({"sid1", "r"})
+    assert packet("1").reaches("sid1", rooms)  # the whole namespace
+    assert packet("1", rooms=["r"]).reaches("sid1", rooms)
+    assert not packet("1", rooms=["other"]).reaches("sid1", rooms)
+    assert not packet("1", except_rooms=["r"]).reaches("sid1", rooms)
+    assert not packet("1", except_ids=["sid1"]).reaches("sid1", rooms)
+    kept = packet("1", ["r"], frames=("x", b"\x00"))
+    assert StoredPacket.unpack(kept.pack()) == kept
+
+
+def test_only_transport_losses_are_recoverable():
+    assert {"transport close", "ping timeout", "transport error"} <= RECOVERABLE_REASONS
+    assert not {"client namespace disconnect", "server namespace disconnect", "parse error"} & RECOVERABLE_REASONS
+
+
+async def test_memory_store_replays_after_the_offset_and_forgets_by_bytes():
+    store = MemoryStore(RecoverySettings(120.0, True, 3 * 64 + 12))  # three packets of 4 bytes and their overhead
+    recovery = Recovery(store, "abcdef")
+    for offset in ("a", "b", "c"):
+        await recovery.record(packet(offset, frames=("2[1]",)))
+    state = SocketState("pid", "sid1", "/", ("r",), {"k": 1}, None)
+    await store.save(state, live=True)
+    assert await recovery.find("pid", "a", "/") is None  # a live socket's state stays in its process
+    await store.save(state, live=False)
+    assert await recovery.find("pid", "a", "/") == state
+    assert [p.offset for p in await recovery.missed(state, "a")] == ["b", "c"]
+    assert await recovery.find("pid", "a", "/") is None  # taken once
+    await recovery.record(packet("d", frames=("2[1]",)))  # over the byte bound: "a" goes
+    await store.save(state, live=False)
+    assert await recovery.find("pid", "a", "/") is None
+    assert await recovery.find("pid", "b", "/admin") is None  # another namespace's state: no
+    assert await recovery.find("pid", "b", "/") == state
+
+
+def test_offsets_are_unique_strings_and_pids_are_secret_sized():
+    recovery = Recovery(MemoryStore(RecoverySettings()), "abcdef")
+    offsets = {recovery.new_offset() for _ in range(100)}
+    assert len(offsets) == 100 and all(o.startswith("abcdef") for o in offsets)
+    assert len(Recovery.new_pid()) >= 21
+
+
+def test_the_store_follows_the_channel_layer():
+    assert redis_url_of_layer({"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}) is None
+    redis = "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert (
+        redis_url_of_layer({"default": {"BACKEND": redis, "CONFIG": {"hosts": ["redis://h:1/2"]}}}) == "redis://h:1/2"
+    )
+    assert redis_url_of_layer({"default": {"BACKEND": redis, "CONFIG": {"hosts": [("h", 7)]}}}) == "redis://h:7"

@@ -1,8 +1,10 @@
-"""The fan-out limit: a bare ASGI app that frames the same packets with no Socket.IO logic.
+"""The ASGI limit: a bare app that frames the same packets with no Socket.IO logic.
 
-It answers the Engine.IO and Socket.IO handshakes with fixed frames, acks
-``join``, and writes one broadcast frame to every open WebSocket for each
-``fanout``: what any Socket.IO server must at least do, on the same ASGI server.
+It answers the Engine.IO polling handshake and the WebSocket and Socket.IO
+handshakes with fixed frames, echoes ``echo`` with an ack, acks ``join``, and
+writes one broadcast frame to every open WebSocket for each ``fanout``: what
+any Socket.IO server must at least do, on the same ASGI server, for every
+workload of the benchmark.
 """
 
 import json
@@ -19,9 +21,10 @@ async def application(scope, receive, send):
             await send({"type": f"{kind}.complete"})
             if kind == "lifespan.shutdown":
                 return
+    if scope["type"] == "http":
+        await polling_handshake(scope, receive, send)
+        return
     if scope["type"] != "websocket":
-        await send({"type": "http.response.start", "status": 404, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
         return
     sid = secrets.token_urlsafe(15)
     while True:
@@ -55,3 +58,17 @@ async def handle_event(text, send):
         frame = "42" + json.dumps(["tick", *args[1:]], separators=(",", ":"))
         for target in list(sockets.values()):
             await target({"type": "websocket.send", "text": frame})
+
+
+async def polling_handshake(scope, receive, send):
+    """A GET without a sid gets an open packet, as a polling handshake; anything else a 400."""
+    while (await receive()).get("more_body"):
+        pass
+    if scope["method"] != "GET" or b"sid=" in scope.get("query_string", b""):
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    body = (OPEN % secrets.token_urlsafe(15)).replace('"upgrades":[]', '"upgrades":["websocket"]').encode()
+    headers = [(b"content-type", b"text/plain; charset=UTF-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -65,10 +65,13 @@ async function connectMany(n, onPacket, concurrency = 100) {
 }
 
 function measure(seconds, body) {
-  // run body(stopAt) and report how much CPU this generator used meanwhile
+  // run body(stopAt) and report how much CPU this generator used meanwhile; the phase lines let the
+  // runner read the server's CPU time at exactly the start and the end of what is measured
+  console.log(JSON.stringify({ phase: "start" }));
   const cpu0 = process.cpuUsage(); const t0 = performance.now();
   return body(t0 + seconds * 1000).then((result) => {
     const elapsed = (performance.now() - t0) / 1000; const cpu = process.cpuUsage(cpu0);
+    console.log(JSON.stringify({ phase: "end" }));
     return { ...result, elapsed, generator_cpu: (cpu.user + cpu.system) / 1e6 / elapsed };
   });
 }

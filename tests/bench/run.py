@@ -1,11 +1,19 @@
-"""`make bench`: realtime against python-socketio on the same ASGI server, measured in one run.
+"""`make bench`: realtime against python-socketio, a bare ASGI app and Node's socket.io, in one run.
 
-Each round starts every app fresh (realtime, python-socketio, and for broadcasts
-a bare ASGI app as the fan-out limit), pinned to core 0 with the Node load
-generator on core 1, and runs every workload; rounds interleave the apps so
-that machine noise hits them alike. The table gives medians and ratios
-(ours / python-socketio); results/ gets the JSON, the table as Markdown, and
-the scaling plot.
+Each round starts every app fresh, pinned to core 0 with the Node load generator on core 1, and
+runs every workload; rounds interleave the apps so that machine noise hits them alike:
+
+- realtime and python-socketio on daphne and on uvicorn;
+- the bare ASGI app (bare_app.py: the same frames, no Socket.IO logic) on both, every workload:
+  what the ASGI server itself costs;
+- Node's socket.io 4.8 (node_server.mjs), once per round (no ASGI server under it);
+- two processes on one Redis (daphne and uvicorn; Node with @socket.io/redis-adapter).
+
+The primary figure is the server's CPU time per operation (µs of user + system time of the server
+processes, read from /proc at the load generator's start and end marks, divided by the operations
+done): it survives machine noise and a load generator that saturates its core, which rates do not.
+A run whose generator used over 85 % of its core is flagged: its rate measures the generator too.
+The table gives medians; results/ gets the JSON, the table as Markdown, and the scaling plot.
 """
 
 from __future__ import annotations
@@ -27,12 +35,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 BIN = Path(sys.executable).parent
 RESULTS = HERE / "results"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+GENERATOR_BOUND = 0.85  # a generator over this share of its core measures itself as much as the server
 
 APPS = {
     "realtime": ("tests.bench.asgi:application", "off"),
     "python-socketio": ("tests.bench.peer_app:application", "off"),
     "bare ASGI": ("tests.bench.bare_app:application", "on"),
 }
+NODE = "Node socket.io"
+COLUMNS = ("realtime", "python-socketio", "bare ASGI", NODE)
 
 
 def free_port() -> int:
@@ -46,12 +58,18 @@ def pin(core: int) -> list[str]:
 
 
 class Server:
+    """One server process (``taskset`` execs it, so the Popen pid is the server's own)."""
+
     def __init__(self, app: str, asgi_server: str, env: dict[str, str] | None = None, core: int = 0) -> None:
         self.port = free_port()
-        module, lifespan = APPS[app]
-        if asgi_server == "daphne":
-            command = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), module]
+        if app == NODE:
+            command = ["node", str(HERE / "node_server.mjs"), str(self.port)]
+            if env and env.get("REDIS_URL"):
+                command.append(env["REDIS_URL"])
+        elif asgi_server == "daphne":
+            command = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), APPS[app][0]]
         else:
+            module, lifespan = APPS[app]
             command = [
                 str(BIN / "uvicorn"),
                 module,
@@ -90,6 +108,11 @@ class Server:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far (its threads included)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -98,18 +121,31 @@ class Server:
             self.process.kill()
 
 
-def loadgen(config: dict, core: int = 1) -> dict:
-    result = subprocess.run(
+def loadgen(config: dict, servers: list[Server] = (), core: int = 1) -> dict:
+    """Run the generator; with ``servers``, add their CPU µs per operation between its phase marks."""
+    generator = subprocess.Popen(
         [*pin(core), "node", str(HERE / "loadgen.mjs"), json.dumps(config)],
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=config.get("seconds", 5) + 300,
     )
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise RuntimeError(f"load generator failed: {result.stdout[-500:]} {result.stderr[-1500:]}")
-    return json.loads(lines[-1])
+    assert generator.stdout is not None
+    cpu: list[float] = []
+    last = ""
+    for line in generator.stdout:
+        last = line.strip() or last
+        if line.startswith('{"phase"'):
+            cpu.append(sum(s.cpu_seconds() for s in servers))
+    generator.wait(config.get("seconds", 5) + 300)
+    if generator.returncode != 0 or not last:
+        raise RuntimeError(f"load generator failed: {last[-500:]} {generator.stderr.read()[-1500:]}")
+    result = json.loads(last)
+    operations = result.get("delivered", result.get("count"))
+    if servers and len(cpu) == 2 and operations:
+        result["cpu_us"] = (cpu[1] - cpu[0]) * 1e6 / operations
+        result["server_cpu"] = (cpu[1] - cpu[0]) / result["elapsed"]
+    return result
 
 
 def idle_memory(server: Server, clients: int) -> float:
@@ -119,12 +155,7 @@ def idle_memory(server: Server, clients: int) -> float:
     before = server.rss_kib()
     config = {"bases": [server.base], "workload": "idle", "clients": clients, "seconds": 0}
     generator = subprocess.Popen(
-        [
-            *pin(1),
-            "node",
-            str(HERE / "loadgen.mjs"),
-            json.dumps(config),
-        ],
+        [*pin(1), "node", str(HERE / "loadgen.mjs"), json.dumps(config)],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -155,53 +186,55 @@ def workloads(quick: bool) -> list[tuple[str, dict]]:
     return items
 
 
-def run_round(asgi_server: str, quick: bool, results: dict) -> None:
-    for app in ("realtime", "python-socketio", "bare ASGI"):
+def measure_one(app: str, asgi_server: str, config: dict) -> dict:
+    server = Server(app, asgi_server)
+    try:
+        if config["workload"] == "idle":
+            return {"rate": idle_memory(server, config["clients"])}
+        return loadgen({**config, "bases": [server.base]}, [server])
+    finally:
+        server.stop()
+
+
+def run_round(asgi_servers: list[str], quick: bool, results: dict, node: bool) -> None:
+    apps = [(app, asgi_server) for asgi_server in asgi_servers for app in APPS]
+    if node:
+        apps.append((NODE, "node"))
+    for app, asgi_server in apps:
         for name, config in workloads(quick):
-            if app == "bare ASGI" and not name.startswith("broadcast"):
-                continue
             started = time.monotonic()
-            server = Server(app, asgi_server)
-            try:
-                if config["workload"] == "idle":
-                    value = {"rate": idle_memory(server, config["clients"])}
-                else:
-                    value = loadgen({**config, "bases": [server.base]})
-            finally:
-                server.stop()
+            value = measure_one(app, asgi_server, config)
             results.setdefault(asgi_server, {}).setdefault(name, {}).setdefault(app, []).append(value)
             took = time.monotonic() - started
             print(f"  {asgi_server:8} {app:16} {name:26} {fmt(value)}  [{took:.0f} s]", flush=True)
 
 
-def run_cross_process(quick: bool, results: dict) -> None:
-    """1,000 receivers over two processes on one Redis; sender on the first."""
+def run_cross_process(asgi_servers: list[str], quick: bool, results: dict, node: bool) -> None:
+    """1,000 and 5,000 receivers over two processes on one Redis; the sender on the first."""
     port = free_port()
     redis = subprocess.Popen(
         [*pin(1), "redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
     )
     env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
     time.sleep(0.5)
+    sizes = (1000,) if quick else (1000, 5000)
+    cases = [(app, asgi_server) for asgi_server in asgi_servers for app in ("realtime", "python-socketio")]
+    if node:
+        cases.append((NODE, "node"))
     try:
-        for app in ("realtime", "python-socketio"):
-            servers = [Server(app, "daphne", env), Server(app, "daphne", env)]
-            try:
-                time.sleep(2)  # heartbeats: the processes know each other
-                value = loadgen(
-                    {
-                        "bases": [s.base for s in servers],
-                        "workload": "broadcast",
-                        "clients": 1000,
-                        "seconds": 4 if quick else 6,
-                    }
-                )
-            finally:
-                for server in servers:
-                    server.stop()
-            results.setdefault("daphne + Redis", {}).setdefault("broadcast to 1000 over 2 processes", {}).setdefault(
-                app, []
-            ).append(value)
-            print(f"  cross-process {app:16} {fmt(value)}", flush=True)
+        for app, asgi_server in cases:
+            for clients in sizes:
+                servers = [Server(app, asgi_server, env), Server(app, asgi_server, env)]
+                try:
+                    time.sleep(2)  # heartbeats: the processes know each other
+                    config = {"workload": "broadcast", "clients": clients, "seconds": 4 if quick else 6}
+                    value = loadgen({**config, "bases": [s.base for s in servers]}, servers)
+                finally:
+                    for server in servers:
+                        server.stop()
+                row = f"broadcast to {clients} over 2 processes"
+                results.setdefault(f"{asgi_server} + Redis", {}).setdefault(row, {}).setdefault(app, []).append(value)
+                print(f"  {asgi_server} + Redis {app:16} {row:34} {fmt(value)}", flush=True)
         servers = [Server("realtime", "daphne", env), Server("realtime", "daphne", env)]
         try:
             time.sleep(2)
@@ -221,8 +254,9 @@ def run_cross_process(quick: bool, results: dict) -> None:
 
 def fmt(value: dict) -> str:
     extra = f" p50 {value['p50']:.2f} ms p99 {value['p99']:.2f} ms" if value.get("p50") is not None else ""
-    cpu = f" (generator CPU {value['generator_cpu']:.0%})" if "generator_cpu" in value else ""
-    return f"{value['rate']:,.1f}{extra}{cpu}"
+    cpu = f" cpu {value['cpu_us']:.1f} µs/op" if value.get("cpu_us") is not None else ""
+    gen = f" (generator CPU {value['generator_cpu']:.0%})" if "generator_cpu" in value else ""
+    return f"{value['rate']:,.1f}{cpu}{extra}{gen}"
 
 
 def median(values: list[dict], key: str) -> float | None:
@@ -230,29 +264,52 @@ def median(values: list[dict], key: str) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
 def table(results: dict) -> str:
+    """One row per server and workload: rates, CPU per operation, ratios, latency, generator load."""
     lines = [
-        "| ASGI server | workload | realtime | python-socketio | ratio | bare ASGI | ours / bare |",
-        "|---|---|---|---|---|---|---|",
+        "| ASGI server | workload | realtime | python-socketio | bare ASGI | Node 4.8 | ours / python-socketio | "
+        "ours / bare | ours / Node | server CPU µs/op: ours, bare, Node (ours / bare) | p50 / p99 ms: ours, Node |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    node_rows = results.get("node", {})
+    node_redis = results.get("node + Redis", {})
     for asgi_server, rows in results.items():
-        if asgi_server == "forwarding":
+        if asgi_server in ("forwarding", "node", "node + Redis"):
             continue
+        node_source = node_redis if asgi_server.endswith("Redis") else node_rows
         for name, apps in rows.items():
-            ours, peer, bare = (median(apps.get(a, []), "rate") for a in ("realtime", "python-socketio", "bare ASGI"))
-            lower_is_better = name.startswith("idle")
-            ratio = (ours / peer) if ours and peer else None
+            apps = {**apps, NODE: node_source.get(name, {}).get(NODE, [])}
+            rate = {app: median(apps.get(app, []), "rate") for app in COLUMNS}
+            cpu = {app: median(apps.get(app, []), "cpu_us") for app in COLUMNS}
+            idle = name.startswith("idle")
             cell = lambda v: "-" if v is None else f"{v:,.1f}"  # noqa: E731
-            lat = ""
-            if median(apps.get("realtime", []), "p99") is not None:
-                lat = (
-                    f" (p50/p99 ms: {median(apps['realtime'], 'p50'):.1f}/{median(apps['realtime'], 'p99'):.1f} vs "
-                    f"{median(apps['python-socketio'], 'p50'):.1f}/{median(apps['python-socketio'], 'p99'):.1f})"
+            bound = [
+                app
+                for app in COLUMNS
+                if (g := median(apps.get(app, []), "generator_cpu")) is not None and g > GENERATOR_BOUND
+            ]
+            flag = f" ⚠ generator > 85 % for {', '.join(bound)}" if bound else ""
+            ours = rate["realtime"]
+            cpu_cell = "-"
+            if cpu["realtime"] is not None:
+                cpu_cell = f"{cell(cpu['realtime'])}, {cell(cpu['bare ASGI'])}, {cell(cpu[NODE])} " + (
+                    f"({_ratio(cpu['realtime'], cpu['bare ASGI'])})"
                 )
-            ratio_text = "-" if ratio is None else f"{ratio:.2f}x" + (" (lower is better)" if lower_is_better else "")
-            limit = f"{ours / bare:.2f}" if ours and bare else "-"
+            latency = "-"
+            if median(apps.get("realtime", []), "p99") is not None:
+                p = {app: (median(apps.get(app, []), "p50"), median(apps.get(app, []), "p99")) for app in COLUMNS}
+                (ours50, ours99), (node50, node99) = p["realtime"], p[NODE]
+                latency = f"{cell(ours50)} / {cell(ours99)}, {cell(node50)} / {cell(node99)}"
+            lower = " (lower is better)" if idle else ""
             lines.append(
-                f"| {asgi_server} | {name}{lat} | {cell(ours)} | {cell(peer)} | {ratio_text} | {cell(bare)} | {limit} |"
+                f"| {asgi_server} | {name}{flag} | {cell(ours)} | {cell(rate['python-socketio'])} | "
+                f"{cell(rate['bare ASGI'])} | {cell(rate[NODE])} | {_ratio(ours, rate['python-socketio'])}{lower} | "
+                f"{_ratio(ours, rate['bare ASGI'])}{lower} | {_ratio(ours, rate[NODE])}{lower} | "
+                f"{cpu_cell} | {latency} |"
             )
     return "\n".join(lines)
 
@@ -264,27 +321,29 @@ def plot(results: dict) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for asgi_server, rows in results.items():
-        if "Redis" in asgi_server or asgi_server == "forwarding":
+    series = [(server, app) for server in ("daphne", "uvicorn") for app in ("realtime", "python-socketio", "bare ASGI")]
+    series.append(("node", NODE))
+    for asgi_server, app in series:
+        rows = results.get(asgi_server, {})
+        points = sorted(
+            (int(name.split()[-1]), median(apps.get(app, []), "rate"), median(apps.get(app, []), "p99"))
+            for name, apps in rows.items()
+            if name.startswith("broadcast to") and apps.get(app)
+        )
+        if not points:
             continue
-        for app, style in (("realtime", "-o"), ("python-socketio", "--s")):
-            points = sorted(
-                (int(name.split()[-1]), median(apps.get(app, []), "rate"), median(apps.get(app, []), "p99"))
-                for name, apps in rows.items()
-                if name.startswith("broadcast to") and apps.get(app)
-            )
-            if not points:
-                continue
-            xs = [p[0] for p in points]
-            left.plot(xs, [p[1] for p in points], style, label=f"{app} ({asgi_server})")
-            right.plot(xs, [p[2] for p in points], style, label=f"{app} ({asgi_server})")
+        style = {"realtime": "-o", "python-socketio": "--s", "bare ASGI": ":^", NODE: "-.d"}[app]
+        label = app if app == NODE else f"{app} ({asgi_server})"
+        xs = [p[0] for p in points]
+        left.plot(xs, [p[1] for p in points], style, label=label)
+        right.plot(xs, [p[2] for p in points], style, label=label)
     for axis, title in ((left, "delivered messages/s"), (right, "p99 delivery latency (ms)")):
         axis.set_xscale("log")
         axis.set_xlabel("receivers in the room")
         axis.set_title(title)
         axis.grid(True, alpha=0.3)
     right.set_yscale("log")
-    left.legend(fontsize=8)
+    left.legend(fontsize=7)
     fig.tight_layout()
     path = RESULTS / "scaling.png"
     fig.savefig(path, dpi=110)
@@ -297,18 +356,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="shorter runs, no 5,000-receiver cases")
     parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--no-node", action="store_true")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.bench.settings"}
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     results: dict = {}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    servers = args.servers.split(",")
     for round_number in range(args.rounds):
         print(f"round {round_number + 1}/{args.rounds}", flush=True)
-        for asgi_server in args.servers.split(","):
-            run_round(asgi_server, args.quick, results)
+        run_round(servers, args.quick, results, node=not args.no_node)
         if not args.no_redis:
-            run_cross_process(args.quick, results)
+            run_cross_process(servers, args.quick, results, node=not args.no_node)
     forwarded = results.get("forwarding", [])
     forwarding_note = ""
     if forwarded:
@@ -320,7 +380,8 @@ def main() -> None:
         )
     markdown = (
         f"Measured {started} on {os.cpu_count()} cores ({os.uname().machine}), "
-        f"`make bench` ({args.rounds} rounds, medians):\n\n{table(results)}\n{forwarding_note}"
+        f"`make bench` ({args.rounds} rounds, medians; server CPU is user + system time per operation, "
+        f"per delivered message for broadcasts):\n\n{table(results)}\n{forwarding_note}"
     )
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=1))
     (RESULTS / "latest.md").write_text(markdown)

@@ -12,6 +12,7 @@ be forwarded, and a view's broadcast must reach each client exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -167,9 +168,14 @@ def under_gunicorn(deployed):
 
 
 async def spread(agent, url, transport, room, processes, cafile=None):
-    """Connect alternately Node and Python clients until every server process owns one (at most 16)."""
+    """Connect alternately Node and Python clients until every server process owns one.
+
+    Eight one at a time; then Python clients four at once, four times. gunicorn's workers share
+    one listening socket, and an idle worker that wins the first accept tends to win every one
+    after it while nothing keeps it busy: handshakes arriving together make the others accept too.
+    """
     clients, owners = [], set()
-    for i in range(16):
+    for i in range(8):
         if i % 2 == 0:
             client = await node_chat(agent, f"c{i}", url, transport, room)
             sid = (await client.state())["sid"]
@@ -179,7 +185,13 @@ async def spread(agent, url, transport, room, processes, cafile=None):
         clients.append(client)
         owners.add(key_of_sid(sid))
         if len(owners) == processes and len(clients) >= 2:
-            break
+            return clients
+    for _ in range(4):
+        batch = await asyncio.gather(*(PythonChat(cafile).connect(url, transport, room) for _ in range(4)))
+        clients.extend(batch)
+        owners.update(key_of_sid(client.sid) for client in batch)
+        if len(owners) == processes:
+            return clients
     assert len(owners) == processes, f"{len(clients)} clients all on {owners}"
     return clients
 

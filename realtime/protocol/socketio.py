@@ -141,7 +141,7 @@ def _header(packet_type: PacketType, packet: Packet, attachments: list[bytes]) -
 def _dumps(data: Any) -> str:
     if data is None:
         return ""
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = _ENCODER.encode(data)
     if text.isascii():
         return text
     # A lone surrogate (valid in JSON as "\\ud800", which any JS client can send) cannot be written as
@@ -150,6 +150,9 @@ def _dumps(data: Any) -> str:
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# One encoder and one decoder for the process: json.dumps and json.loads build a new one on every
+# call that passes options, which was a measurable share of an echo's cost (make bench, py-spy).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _escape_surrogate(match: re.Match[str]) -> str:
@@ -313,7 +316,7 @@ def _loads(payload: str) -> Any:
     if payload.count("[") + payload.count("{") > MAX_DEPTH and _depth(payload) > MAX_DEPTH:
         raise ProtocolError(f"JSON nested more than {MAX_DEPTH} levels deep")
     try:
-        return json.loads(payload, parse_constant=_reject_constant, parse_float=_finite_float)
+        return _DECODER.decode(payload)
     except ProtocolError:
         raise
     except RecursionError as exc:
@@ -358,6 +361,9 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ProtocolError(f"number {text[:20]!r} is out of range")
     return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _is_event_args(data: object) -> bool:

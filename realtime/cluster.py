@@ -68,7 +68,7 @@ def _describe(socket: Socket, server: str) -> dict[str, Any]:
         "data": socket.data,
         "user_id": getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None,
         "handshake": {
-            "headers": h.headers,
+            "headers": dict(h.headers),
             "query": h.query,
             "address": h.address,
             "auth": h.auth,

@@ -176,6 +176,22 @@ def start_runtime(server: Server | None = None, **options: Any) -> Runtime:
 class Client:
     """A Socket.IO client: the Socket.IO side of one Engine.IO session, its sockets one per namespace."""
 
+    # one per connection: slots, as Socket's ("__dict__" for attributes code may add)
+    __slots__ = (
+        "__dict__",
+        "_attachments_due",
+        "decoder",
+        "ever_connected",
+        "limits",
+        "policies",
+        "protocol",
+        "runtime",
+        "server",
+        "session",
+        "sockets",
+        "tasks",
+    )
+
     def __init__(self, session: Session, server: Server | None = None) -> None:
         self.session = session
         self.server = server or io
@@ -409,7 +425,7 @@ class Client:
     def _handshake(self, auth: dict[str, Any]) -> Handshake:
         request = self.session.request
         return Handshake(
-            headers=request.headers,
+            headers=request.lazy_headers,
             query=request.query,
             address=request.address,
             auth=auth,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -100,11 +100,56 @@ class ClientRequest:
     @property
     def headers(self) -> dict[str, str]:
         """Lower-case names, repeated headers joined with ", " (decoded on demand: read at CONNECT only)."""
-        headers: dict[str, str] = {}
-        for name, value in self.raw_headers:
-            key, text = name.decode("latin-1").lower(), value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        return headers
+        return decode_headers(self.raw_headers)
+
+    @property
+    def lazy_headers(self) -> Mapping[str, str]:
+        """The headers as a mapping that decodes them when first read (``socket.handshake.headers``)."""
+        return RequestHeaders(self.raw_headers)
+
+
+def decode_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in raw_headers:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+class RequestHeaders(Mapping[str, str]):
+    """A request's headers, decoded on first use: most sockets never read theirs, and each kept
+    decoded cost about 0.6 KiB per connection (make bench, idle memory per connection)."""
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw_headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        self._raw = raw_headers
+        self._decoded: dict[str, str] | None = None
+
+    def _headers(self) -> dict[str, str]:
+        if self._decoded is None:
+            self._decoded = decode_headers(self._raw)
+        return self._decoded
+
+    def __getitem__(self, key: str) -> str:
+        return self._headers()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """One header without decoding (and keeping) all of them: the registry reads the user agent."""
+        if self._decoded is not None:
+            return self._decoded.get(key, default)
+        wanted = key.lower().encode("latin-1", "replace")
+        values = [value.decode("latin-1") for name, value in self._raw if name.lower() == wanted]
+        return ", ".join(values) if values else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers())
+
+    def __len__(self) -> int:
+        return len(self._headers())
+
+    def __repr__(self) -> str:
+        return f"<RequestHeaders: {len(self._raw)} headers>"
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,11 @@ class Identity(NamedTuple):
     credential: Any = None
 
 
+def user_key(user: Any) -> Any:
+    """Who a socket is, as a value that crosses processes: the user's primary key, None when anonymous."""
+    return getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
+
+
 # -- authenticators --------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 
+from .auth import user_key
 from .conf import realtime_settings
 from .handlers import call
 from .namespaces import Socket
@@ -66,7 +67,7 @@ def _describe(socket: Socket, server: str) -> dict[str, Any]:
         "namespace": socket.namespace,
         "rooms": sorted(socket.rooms),
         "data": socket.data,
-        "user_id": getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None,
+        "user_id": user_key(user),
         "handshake": {
             "headers": dict(h.headers),
             "query": h.query,

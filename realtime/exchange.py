@@ -11,7 +11,7 @@ import logging
 
 from .logs import throttled
 from .protocol.engine import PollAnswer, Transport
-from .protocol.engineio import EIO4, EnginePacket, EnginePacketType, EngineProtocol
+from .protocol.engineio import EnginePacket, EnginePacketType, EngineProtocol
 from .protocol.http import BAD_REQUEST, Refusal
 from .sessions import Session
 
@@ -68,7 +68,7 @@ class PollResponder:
             await self.held_by.poll_cancelled(self)
 
     # -- PollSink, used by the Session ------------------------------------------------
-    async def deliver(self, packets: list[EnginePacket], protocol: EngineProtocol = EIO4) -> None:
+    async def deliver(self, packets: list[EnginePacket], protocol: EngineProtocol) -> None:
         """Answer this GET, now or after holding it; compressible unless every message said compress(False).
 
         Only messages count: a ping batched with a compress(False) event would otherwise decide for it

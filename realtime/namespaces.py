@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 from django.utils import timezone
 
 from . import signals
+from .auth import user_key
 from .broadcast import BroadcastOperator, event_frames, recorded_event
 from .exceptions import AckTimeout, LimitExceeded
 from .limits import ClientLimits, Rate, TokenBucket
@@ -439,9 +440,8 @@ class Socket:
     def state(self) -> SocketState:
         """What a reconnecting client would take back: id, rooms (its own aside), data, and who it is."""
         assert self.pid is not None
-        user = getattr(self.user, "pk", None) if getattr(self.user, "is_authenticated", False) else None
         rooms = tuple(sorted(self.member.rooms - {self.id}))
-        return SocketState(self.pid, self.id, self.namespace, rooms, self.data, user)
+        return SocketState(self.pid, self.id, self.namespace, rooms, self.data, user_key(self.user))
 
     async def keep_state(self, live: bool = True) -> None:
         """Write this socket's state to the recovery store (a connected one: in case its process dies)."""

@@ -111,7 +111,6 @@ class RecoveryStore(Protocol):
     async def save(self, state: SocketState, live: bool) -> None: ...
     async def load(self, pid: str) -> SocketState | None: ...
     async def drop(self, pid: str) -> None: ...
-    async def close(self) -> None: ...
 
 
 class Recovery:
@@ -224,9 +223,6 @@ class MemoryStore:
         now = time.monotonic()
         for pid in [pid for pid, (until, _) in self.sessions.items() if until < now]:
             del self.sessions[pid]
-
-    async def close(self) -> None:
-        pass
 
 
 # -- in Redis: any process, and after the one that held the socket died ---------------------------
@@ -356,11 +352,6 @@ class RedisStore:
                     await pipe.execute()
             except Exception as exc:
                 throttled(logger, logging.WARNING, "store refresh", "recovery states not refreshed: %r", exc)
-
-    async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-        await self.client.aclose()
 
 
 def redis_url_of_layer(layers: dict[str, Any]) -> str | None:

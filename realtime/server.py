@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 from django.conf import settings
 
 from . import signals
-from .auth import authenticate, authorize
+from .auth import authenticate, authorize, user_key
 from .broadcast import BroadcastOperator
 from .checks import import_namespace_entry
 from .cluster import Answers, arooms
@@ -42,7 +42,7 @@ from .parsers import JSON, PARSERS
 from .policy import RoomPolicies
 from .protocol import socketio
 from .protocol.errors import ProtocolError
-from .recovery import RECOVERABLE_REASONS, SocketState, recovery_from_settings
+from .recovery import RECOVERABLE_REASONS, Recovery, SocketState, recovery_from_settings
 from .runtime import Dispatch, Runtime, current
 from .sessions import Session
 
@@ -331,12 +331,12 @@ class Client:
         auth = packet.data if isinstance(packet.data, dict) else {}
         socket: Socket | None = None
         recovery = self.runtime.recovery if self.protocol == 5 else None
-        restored = await self._restorable(name, auth) if recovery is not None else None
+        restored = await self._restorable(recovery, name, auth) if recovery is not None else None
         try:
             # REALTIME["AUTHENTICATORS"], then the namespace's and the credential's requirements,
             # then the namespace's own middleware and on_connect
             identity = await authenticate(self.session.request, auth)
-            if restored is not None and restored.user != _user_key(identity.user):
+            if restored is not None and restored.user != user_key(identity.user):
                 restored = None  # the state of someone else: never handed over
             socket_id = restored.sid if restored is not None else self._v4_socket_id(name)
             socket = Socket(self, nsp, self._handshake(auth), identity.user, socket_id)
@@ -392,15 +392,14 @@ class Client:
         if socket is not None:
             await socket.closed()
 
-    async def _restorable(self, name: str, auth: dict[str, Any]) -> SocketState | None:
+    async def _restorable(self, recovery: Recovery, name: str, auth: dict[str, Any]) -> SocketState | None:
         """The state a reconnecting client asks back with ``{pid, offset}`` in its auth, if it may have it.
 
         Not while a socket with that id is still connected here (the client came back before the
         server noticed it had gone): that one must time out first, or two sockets would share an id.
         """
         pid, offset = auth.get("pid"), auth.get("offset")
-        recovery = self.runtime.recovery
-        if recovery is None or not isinstance(pid, str) or not isinstance(offset, str):
+        if not isinstance(pid, str) or not isinstance(offset, str):
             return None
         state = await recovery.find(pid, offset, name)
         if state is not None and self.runtime.rooms.member(name, state.sid) is not None:
@@ -609,11 +608,6 @@ def _v4_namespace_query(packet: socketio.Packet) -> socketio.Packet:
     if packet.type is PT.CONNECT:
         return replace(packet, namespace=name, data=dict(parse_qsl(query)))
     return replace(packet, namespace=name)
-
-
-def _user_key(user: Any) -> Any:
-    """Who a socket is, as its recovery state records it: the user's primary key, or None when anonymous."""
-    return getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
 
 
 def _ack_args(result: Any) -> list[Any]:

@@ -26,6 +26,7 @@ from .protocol.engineio import (
     EngineProtocol,
     encode_packet,
     encode_packet_v3,
+    protocol_of,
 )
 from .protocol.errors import ProtocolError
 from .protocol.events import (
@@ -77,7 +78,7 @@ class FrameSink(Protocol):
 class PollSink(Protocol):
     """A held polling GET, as the Session sees it."""
 
-    async def deliver(self, packets: list[EnginePacket], protocol: EngineProtocol = EIO4) -> None: ...
+    async def deliver(self, packets: list[EnginePacket], protocol: EngineProtocol) -> None: ...
     async def refuse_upgraded(self) -> None: ...
 
 
@@ -229,10 +230,10 @@ class Endpoint:
         throttled(logger, logging.WARNING, limit, "handshake from %s refused: %s (%s)", address, refusal.message, limit)
         return refusal
 
-    def create(self, transport: Transport, request: ClientRequest, protocol: EngineProtocol = EIO4) -> Session:
+    def create(self, transport: Transport, request: ClientRequest) -> Session:
         # the owning process's key, then 120 random bits: any process can route the sid to its owner
         sid = self.key + secrets.token_urlsafe(15)
-        session = Session(self, sid, transport, request, protocol)
+        session = Session(self, sid, transport, request, protocol_of(request.query))
         self.sessions[sid] = session
         address = request.address
         self.per_address[address] = self.per_address.get(address, 0) + 1
@@ -372,7 +373,7 @@ class Session:
         if self._poll is sink:
             self._poll = None
             self.conn.poll_gone()
-            await sink.deliver([NOOP], self.conn.protocol)
+            await self._answer(sink, [NOOP])
 
     # -- transports attaching -------------------------------------------
     async def start(self, websocket: FrameSink | None = None) -> EnginePacket:
@@ -485,7 +486,7 @@ class Session:
         await self.catch_up()
         answer, packets, events = self.conn.poll(self._loop.time())
         if answer is PollAnswer.RESPOND:
-            await sink.deliver(packets, self.conn.protocol)
+            await self._answer(sink, packets)
             if self.conn.closed and not self.conn.outbox:
                 self._forget()
         elif answer is PollAnswer.WAIT:
@@ -619,6 +620,10 @@ class Session:
             websocket.abort()
         self._closing = self._loop.create_task(self._apply(conn.overflow()))
 
+    async def _answer(self, sink: PollSink, packets: list[EnginePacket]) -> None:
+        """A polling GET gets ``packets``, framed as this session's protocol frames them."""
+        await sink.deliver(packets, self.conn.protocol)
+
     async def _write(self, websocket: FrameSink, packet: EnginePacket) -> None:
         frame = self.conn.protocol.encode_frame(packet)
         if packet_logger.isEnabledFor(logging.DEBUG):
@@ -634,7 +639,7 @@ class Session:
                 await self._write(self.websocket, packet)
         elif self._poll is not None and self.conn.poll_flushable:
             sink, self._poll = self._poll, None
-            await sink.deliver(self.conn.take_poll(), self.conn.protocol)
+            await self._answer(sink, self.conn.take_poll())
 
     # -- events and time -------------------------------------------------
     async def _apply(self, events: list[Event]) -> None:
@@ -645,7 +650,7 @@ class Session:
                 await self._answer_probe(event.packet)
             elif isinstance(event, PollReleased) and self._poll is not None:
                 sink, self._poll = self._poll, None
-                await sink.deliver(event.packets, self.conn.protocol)
+                await self._answer(sink, event.packets)
             elif isinstance(event, PollRefused) and self._poll is not None:
                 sink, self._poll = self._poll, None
                 await sink.refuse_upgraded()
@@ -675,7 +680,7 @@ class Session:
         try:
             if self._poll is not None:
                 sink, self._poll = self._poll, None
-                await sink.deliver(self.conn.take_poll(), self.conn.protocol)
+                await self._answer(sink, self.conn.take_poll())
             if CLOSE in self.conn.outbox and self.websocket is None and self.probe is None:
                 # closed by the server: the close packet waits, briefly, for the client's next GET
                 self._loop.call_later(CLOSE_LINGER, self._forget)

@@ -9,7 +9,7 @@ from typing import Any
 from ..exchange import JSON, SHUTTING_DOWN, TEXT, PollResponder
 from ..logs import throttled
 from ..protocol.engine import Transport
-from ..protocol.engineio import protocol_of
+from ..protocol.engineio import NOOP, protocol_of
 from ..protocol.http import (
     BAD_REQUEST,
     FORBIDDEN,
@@ -88,7 +88,7 @@ class PollingConsumer(EngineConsumer, PollResponder):
         session = self.endpoint.sessions.get(sid)
         route = Route.LOCAL if session is not None else await self.runtime.relays.route(sid)
         if route is Route.FORWARD and self.runtime.member.draining and method == "GET":
-            noop = b"1:6" if request.query.get("EIO") == "3" else b"6"
+            noop, _ = protocol_of(request.query).encode_payload([NOOP])
             await self.respond(200, noop, TEXT)  # shutting down: hold nothing; the client polls elsewhere
         elif route is Route.FORWARD:
             self.forwarding = asyncio.get_running_loop().create_task(self.forward(sid, method, body))
@@ -105,8 +105,7 @@ class PollingConsumer(EngineConsumer, PollResponder):
         if self.runtime.member.draining:  # shutting down: a load balancer or the client tries another process
             await self.respond(SHUTTING_DOWN.status, SHUTTING_DOWN.body, JSON, (b"retry-after", b"0"))
             return
-        request = self.client_request()
-        session = self.endpoint.create(Transport.POLLING, request, protocol_of(request.query))
+        session = self.endpoint.create(Transport.POLLING, self.client_request())
         logger.debug("sid=%s opened over polling from %s", session.sid, self.client_label())
         open_packet = await session.start()
         await self.respond(200, session.protocol.encode_payload([open_packet])[0], TEXT)

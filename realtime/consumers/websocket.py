@@ -9,7 +9,6 @@ from typing import Any
 from ..exchange import SHUTTING_DOWN
 from ..logs import throttled
 from ..protocol.engine import Transport
-from ..protocol.engineio import protocol_of
 from ..protocol.http import SESSION_ID_UNKNOWN
 from ..relays import Route
 from ..sessions import Session
@@ -57,8 +56,7 @@ class WebSocketConsumer(EngineConsumer):
         await self.send({"type": "websocket.accept"})
         self.wire = wire_of(self.base_send)
         if sid is None:
-            client = self.client_request()
-            self.session = self.endpoint.create(Transport.WEBSOCKET, client, protocol_of(client.query))
+            self.session = self.endpoint.create(Transport.WEBSOCKET, self.client_request())
             logger.debug("sid=%s opened over websocket from %s", self.session.sid, self.client_label())
             await self.session.start(websocket=self)
             return

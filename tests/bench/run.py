@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.bench import forwarding
@@ -121,7 +122,7 @@ class Server:
             self.process.kill()
 
 
-def loadgen(config: dict, servers: list[Server] = (), core: int = 1) -> dict:
+def loadgen(config: dict, servers: Sequence[Server] = (), core: int = 1) -> dict:
     """Run the generator; with ``servers``, add their CPU µs per operation between its phase marks."""
     generator = subprocess.Popen(
         [*pin(core), "node", str(HERE / "loadgen.mjs"), json.dumps(config)],

@@ -138,14 +138,19 @@ async def test_server_disconnect_is_io_server_disconnect(agent, url, transport):
     assert signals == ["connected /", "disconnected server namespace disconnect"]
 
 
+async def disconnect_reason(observer, socket_id):
+    """The reason the server's on_disconnect got for ``socket_id``, asked until it has run (5 s at most)."""
+    async with asyncio.timeout(5):
+        while not (reason := (await observer.emit_with_ack("disconnect-reason", socket_id))[0]):
+            pass
+    return reason
+
+
 async def test_client_disconnect_reason_reaches_the_server(agent, url, transport):
     socket = await connect(agent, "a", url, transport)
     observer = await connect(agent, "o", url, "websocket")
     await socket.disconnect()
-    async with asyncio.timeout(5):  # ask the server until its on_disconnect has run
-        while not (reason := (await observer.emit_with_ack("disconnect-reason", socket.id))[0]):
-            pass
-    assert reason == "client namespace disconnect"
+    assert await disconnect_reason(observer, socket.id) == "client namespace disconnect"
 
 
 async def test_900kb_payload_is_accepted(agent, url, transport):

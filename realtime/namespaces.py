@@ -422,7 +422,7 @@ class Socket:
     def arm_expiry(self) -> None:
         """Disconnect when the credential's ``expires`` passes (re-arming replaces the timer)."""
         if self.expiry is not None:
-            self.expiry.cancel()
+            self.client.session.cancel_later(self.expiry)
             self.expiry = None
         expires = getattr(self.credential, "expires", None)
         if expires is None or not self.member.connected:
@@ -492,7 +492,7 @@ class Socket:
         member.connected = False
         await self.runtime.remove(member)
         if self.expiry is not None:
-            self.expiry.cancel()
+            self.client.session.cancel_later(self.expiry)
             self.expiry = None
         for future in self._acks.values():
             if not future.done():

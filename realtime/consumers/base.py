@@ -137,7 +137,7 @@ class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no 
             path=scope.get("path", ""),
             query_string=query_string,
             query=dict(parse_qsl(query_string)),
-            raw_headers=tuple(scope.get("headers", ())),
+            raw_headers=scope.get("headers", ()),
             address=client[0],
             secure=self.site.scheme == "https",  # SECURE_PROXY_SSL_HEADER honoured, as request.is_secure()
             user=scope.get("user"),

@@ -32,6 +32,7 @@ class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no 
         self.endpoint = endpoint
         self.runtime = current()
         self._site: RequestSite | None = None
+        self._query: dict[str, str] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' loop without its per-message ``asyncio.wait``: we read only the client.
@@ -65,12 +66,18 @@ class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no 
             self._site = request_site(scope.get("headers", ()), scope.get("scheme"), scope.get("server"))
         return self._site
 
+    @property
+    def query(self) -> dict[str, str]:
+        """The query string's parameters (parsed once per request: the checks and the handshake read it)."""
+        if self._query is None:
+            self._query = dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1")))
+        return self._query
+
     def engine_request(self, method: str, websocket: bool) -> Request:
-        headers = dict(self.scope.get("headers", ()))
-        origin = headers.get(b"origin")
+        origin = next((value for name, value in self.scope.get("headers", ()) if name == b"origin"), None)
         return Request(
             method=method,
-            query=dict(parse_qsl(self.scope.get("query_string", b"").decode("latin-1"))),
+            query=self.query,
             origin=origin.decode("latin-1") if origin is not None else None,
             host=self.site.host,
             websocket=websocket,
@@ -136,7 +143,7 @@ class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no 
         return ClientRequest(
             path=scope.get("path", ""),
             query_string=query_string,
-            query=dict(parse_qsl(query_string)),
+            query=self.query,
             raw_headers=scope.get("headers", ()),
             address=client[0],
             secure=self.site.scheme == "https",  # SECURE_PROXY_SSL_HEADER honoured, as request.is_secure()

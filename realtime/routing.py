@@ -23,49 +23,27 @@ from django.utils.module_loading import import_string
 
 from .conf import realtime_settings
 from .consumers.polling import PollingConsumer
+from .consumers.router import EngineRouter
 from .consumers.websocket import WebSocketConsumer
 from .protocol.engine import EngineConfig
 from .runtime import current
 from .sessions import Endpoint, HandlerFactory
 
 
-class SocketIORouter:
+class SocketIORouter(EngineRouter):
     """An ASGI app: the Engine.IO endpoints at their paths, ``application`` for everything else.
 
     ``endpoints`` maps a path (``"socket.io"``, served at ``/socket.io/``) to
     an Endpoint; by default it is the settings' endpoint at ``REALTIME["PATH"]``.
-    A path matches as in Channels' ``URLRouter``: after the ``root_path``, with
-    leading slashes ignored. The scope is passed on as the server made it.
     """
 
     def __init__(self, application: Any, endpoints: dict[str, Endpoint] | None = None) -> None:
-        self.application = application
         if endpoints is None:
             path = realtime_settings()["PATH"]
             endpoints = {path: current().endpoints.get(path) or endpoint_from_settings()}
         for path, endpoint in endpoints.items():
             current().serve(endpoint, path)
-        self.routes = {f"{path}/": endpoint for path, endpoint in endpoints.items()}
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        kind = scope["type"]
-        if kind == "http" or kind == "websocket":
-            endpoint = self.routes.get(_relative_path(scope))
-            if endpoint is not None:
-                consumer = PollingConsumer(endpoint) if kind == "http" else WebSocketConsumer(endpoint)
-                return await consumer(scope, receive, send)
-        return await self.application(scope, receive, send)  # type: ignore[no-any-return]
-
-
-def _relative_path(scope: dict[str, Any]) -> str:
-    """The path below ``root_path``, without leading slashes ("" if it is not below it)."""
-    path: str = scope.get("path", "")
-    root_path: str = scope.get("root_path", "")
-    if root_path:
-        if not path.startswith(root_path):
-            return ""
-        path = path[len(root_path) :]
-    return path.lstrip("/")
+        super().__init__(application, {f"{path}/": endpoint for path, endpoint in endpoints.items()})
 
 
 def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overrides: Any) -> Endpoint:

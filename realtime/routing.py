@@ -39,8 +39,7 @@ class SocketIORouter(EngineRouter):
 
     def __init__(self, application: Any, endpoints: dict[str, Endpoint] | None = None) -> None:
         if endpoints is None:
-            path = realtime_settings()["PATH"]
-            endpoints = {path: current().endpoints.get(path) or endpoint_from_settings()}
+            endpoints = dict([_settings_endpoint()])
         for path, endpoint in endpoints.items():
             current().serve(endpoint, path)
         super().__init__(application, {f"{path}/": endpoint for path, endpoint in endpoints.items()})
@@ -83,10 +82,15 @@ def urlpatterns_for(endpoint: Endpoint, path: str) -> tuple[list[Any], list[Any]
     )
 
 
+def _settings_endpoint() -> tuple[str, Endpoint]:
+    """``REALTIME["PATH"]`` and the one Endpoint served there (made from the settings the first time)."""
+    path = realtime_settings()["PATH"]
+    return path, current().endpoints.get(path) or endpoint_from_settings()
+
+
 def _default_patterns() -> tuple[list[Any], list[Any]]:
     """The patterns of the settings' endpoint; the HTTP and WebSocket routes share one Endpoint."""
-    path = realtime_settings()["PATH"]
-    endpoint = current().endpoints.get(path) or endpoint_from_settings()
+    path, endpoint = _settings_endpoint()
     return urlpatterns_for(endpoint, path)
 
 

@@ -18,6 +18,7 @@ import re
 import secrets
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -167,11 +168,15 @@ def under_gunicorn(deployed):
         service.stop()
 
 
+SPREAD_WITHIN = 10.0
+SPREAD_PACING = 0.25  # 4 handshakes per 0.25 s: 16/s, under HANDSHAKE_RATE_PER_IP
+
+
 async def spread(agent, url, transport, room, processes, cafile=None):
     """Connect alternately Node and Python clients until every server process owns one.
 
-    Eight one at a time; then Python clients four at once, four times. gunicorn's workers share
-    one listening socket, and an idle worker that wins the first accept tends to win every one
+    Eight one at a time; then Python clients four at once, paced, for up to SPREAD_WITHIN seconds.
+    gunicorn's workers share one listening socket, and an idle worker that wins the first accept tends to win every one
     after it while nothing keeps it busy: handshakes arriving together make the others accept too.
     """
     clients, owners = [], set()
@@ -186,12 +191,18 @@ async def spread(agent, url, transport, room, processes, cafile=None):
         owners.add(key_of_sid(sid))
         if len(owners) == processes and len(clients) >= 2:
             return clients
-    for _ in range(4):
+    # A worker that booted last may still be warming up (its first request imports the URLconf) while
+    # the first one takes every handshake; all of them within a second would run into
+    # HANDSHAKE_RATE_PER_IP (30/s) and be refused. So batches go on for up to SPREAD_WITHIN seconds,
+    # SPREAD_PACING apart: pacing under the rate limit, not synchronisation (each batch is awaited).
+    deadline = time.monotonic() + SPREAD_WITHIN
+    while time.monotonic() < deadline:
         batch = await asyncio.gather(*(PythonChat(cafile).connect(url, transport, room) for _ in range(4)))
         clients.extend(batch)
         owners.update(key_of_sid(client.sid) for client in batch)
         if len(owners) == processes:
             return clients
+        await asyncio.sleep(SPREAD_PACING)
     assert len(owners) == processes, f"{len(clients)} clients all on {owners}"
     return clients
 

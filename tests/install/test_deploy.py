@@ -25,6 +25,8 @@ import uuid
 
 import pytest
 
+from realtime.conf import DEFAULTS
+from realtime.limits import Rate
 from realtime.member import key_of_sid
 from tests.clients.node import NodeAgent
 from tests.cluster import RedisServer, ensure_redis_installed, free_port
@@ -168,16 +170,23 @@ def under_gunicorn(deployed):
         service.stop()
 
 
+# spread()'s batches after its first eight clients: SPREAD_BATCH handshakes at a time, at half the
+# README site's HANDSHAKE_RATE_PER_IP (the default), for up to SPREAD_WITHIN seconds
+SPREAD_BATCH = 4
+_HANDSHAKES = Rate.parse(DEFAULTS["HANDSHAKE_RATE_PER_IP"])
+SPREAD_PACING = 2 * SPREAD_BATCH * _HANDSHAKES.period / _HANDSHAKES.count
 SPREAD_WITHIN = 10.0
-SPREAD_PACING = 0.25  # 4 handshakes per 0.25 s: 16/s, under HANDSHAKE_RATE_PER_IP
 
 
 async def spread(agent, url, transport, room, processes, cafile=None):
     """Connect alternately Node and Python clients until every server process owns one.
 
-    Eight one at a time; then Python clients four at once, paced, for up to SPREAD_WITHIN seconds.
-    gunicorn's workers share one listening socket, and an idle worker that wins the first accept tends to win every one
-    after it while nothing keeps it busy: handshakes arriving together make the others accept too.
+    Eight one at a time; then Python clients in paced batches (SPREAD_BATCH, SPREAD_PACING). gunicorn's
+    workers share one listening socket, and an idle worker that wins the first accept tends to win every
+    one after it while nothing keeps it busy: handshakes arriving together make the others accept too.
+    A worker that booted last may still be warming up (its first request imports the URLconf), so the
+    batches go on for seconds, paced so that they stay under the rate limit rather than being refused:
+    the pause is pacing, not synchronisation (each batch is awaited).
     """
     clients, owners = [], set()
     for i in range(8):
@@ -191,13 +200,9 @@ async def spread(agent, url, transport, room, processes, cafile=None):
         owners.add(key_of_sid(sid))
         if len(owners) == processes and len(clients) >= 2:
             return clients
-    # A worker that booted last may still be warming up (its first request imports the URLconf) while
-    # the first one takes every handshake; all of them within a second would run into
-    # HANDSHAKE_RATE_PER_IP (30/s) and be refused. So batches go on for up to SPREAD_WITHIN seconds,
-    # SPREAD_PACING apart: pacing under the rate limit, not synchronisation (each batch is awaited).
     deadline = time.monotonic() + SPREAD_WITHIN
     while time.monotonic() < deadline:
-        batch = await asyncio.gather(*(PythonChat(cafile).connect(url, transport, room) for _ in range(4)))
+        batch = await asyncio.gather(*(PythonChat(cafile).connect(url, transport, room) for _ in range(SPREAD_BATCH)))
         clients.extend(batch)
         owners.update(key_of_sid(client.sid) for client in batch)
         if len(owners) == processes:

@@ -9,13 +9,13 @@ PORT ?= 3000
 CHROMIUM ?= /usr/bin/chromium
 export CHROMIUM
 
-.PHONY: run test bench soak setup versions chromium redis nginx openssl lint clients pytest conformance-server clean
+.PHONY: run test bench soak setup versions chromium redis nginx openssl prometheus lint clients pytest conformance-server clean
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/daphne -b 127.0.0.1 -p 8000 project.asgi:application
 
-test: setup chromium redis nginx openssl lint clients pytest
+test: setup chromium redis nginx openssl prometheus lint clients pytest
 
 setup: versions $(VENV)/.installed node_modules/.installed static/vendor/socket.io.min.js
 
@@ -67,6 +67,13 @@ nginx:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx
 
+# The metrics test (tests/e2e/test_prometheus.py) scrapes two servers with Debian's prometheus on a free port.
+prometheus:
+	@command -v prometheus >/dev/null || { \
+		echo "make: prometheus is missing; installing Debian's prometheus with apt-get (needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; }
+	@command -v prometheus >/dev/null
+
 openssl:
 	@command -v openssl >/dev/null || { \
 		echo "make: openssl is missing; installing Debian's openssl with apt-get (needs root)"; \
@@ -87,7 +94,7 @@ lint: $(VENV)/.installed
 clients: $(VENV)/.installed
 	$(BIN)/python -m tests.clients.native
 
-pytest: setup chromium redis nginx openssl clients
+pytest: setup chromium redis nginx openssl prometheus clients
 	$(BIN)/python -m pytest
 
 # Benchmarks against python-socketio on daphne and uvicorn (tests/bench/run.py); not part of `make test`.

@@ -20,10 +20,19 @@ class RealtimeConfig(AppConfig):
 
         runtime = install(start_runtime())
         self.registry = Registry(runtime.member.info())
+        runtime.on_serving(start_metrics)
         install_admin_ui()
         runtime.member.install_log_filter()  # one channels-redis ERROR per Redis outage, not one a second
         patch_daphne()
         close_sessions_on_shutdown()
+
+
+def start_metrics() -> None:
+    """The process serves its first request: start what its metrics need (prometheus_client, on first use)."""
+    from .prometheus import start
+    from .runtime import current
+
+    start(current())
 
 
 def install_admin_ui() -> None:

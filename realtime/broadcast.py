@@ -27,6 +27,7 @@ from .protocol.cluster import Broadcast
 from .recovery import StoredPacket
 from .runtime import Runtime, current
 from .sessions import Outgoing
+from .tracing import AttributeValue
 
 
 class AckTarget(Protocol):
@@ -129,8 +130,29 @@ class BroadcastOperator:
         return replace(self, ack_timeout=seconds)
 
     async def emit(self, event: str, *args: Any) -> None:
-        """Deliver locally and publish to the other processes; ClusterUnavailable if the latter failed."""
+        """Deliver locally and publish to the other processes; ClusterUnavailable if the latter failed.
+
+        With tracing on it is a span of its own, a child of whatever is current (a Django view's
+        span, a Celery task's, an event handler's), and its context travels with the message:
+        each process's delivery span is its child.
+        """
         runtime = self.runtime or current()
+        metrics = runtime.metrics
+        label = metrics.namespace_label(self.namespace)
+        metrics.broadcasts[label] = metrics.broadcasts.get(label, 0) + 1
+        if not runtime.tracing.enabled:
+            await self._emit(runtime, event, args)
+            return
+        attributes: dict[str, AttributeValue] = {
+            "realtime.namespace": label,
+            "realtime.rooms": len(self.rooms),
+            "realtime.volatile": self.is_volatile,
+            "realtime.local": self.is_local,
+        }
+        with runtime.tracing.span(f"realtime broadcast {label}", "producer", attributes):
+            await self._emit(runtime, event, args)
+
+    async def _emit(self, runtime: Runtime, event: str, args: tuple[Any, ...]) -> None:
         if self.is_volatile:  # "now or never": never kept for recovery
             outgoing = event_frames(runtime.parser, self.namespace, event, args, compress=self.compressed)
         else:

@@ -39,9 +39,11 @@ POSITIVE_INTS = (
     "RATE_LIMIT_STRIKES",
     "LOG_RATE_LINES",
     "LOG_RATE_INTERVAL",
+    "METRICS_FLUSH_INTERVAL",
 )
 OPTIONAL_POSITIVE_INTS = ("HTTP_COMPRESSION_THRESHOLD", "MALLOC_TRIM_INTERVAL")  # None turns them off
-BOOLEANS = ("REQUIRE_DECLARED_ROOMS", "REGISTRY", "ALLOW_EIO3")
+BOOLEANS = ("REQUIRE_DECLARED_ROOMS", "REGISTRY", "ALLOW_EIO3", "METRICS", "READINESS_REQUIRES_LAYER", "TRACING")
+OPERATOR_PATHS = ("METRICS_PATH", "LIVENESS_PATH", "READINESS_PATH")
 
 
 @register()
@@ -64,6 +66,9 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         *_admin_ui(merged["ADMIN_UI"]),
         *_parser(merged["PARSER"]),
         *_recovery(merged["CONNECTION_STATE_RECOVERY"]),
+        *_allowed_ips(merged["METRICS_ALLOWED_IPS"]),
+        *_operator_paths(merged),
+        *_tracing(merged["TRACING"]),
     ]
 
 
@@ -278,3 +283,60 @@ def _parser(value: object) -> list[CheckMessage]:
 def _recovery(value: object) -> list[CheckMessage]:
     example = "{'MAX_DISCONNECTION_DURATION': 120_000}"
     return _parses(RecoverySettings.parse, value, "CONNECTION_STATE_RECOVERY", example, "realtime.E013")
+
+
+def _allowed_ips(value: object) -> list[CheckMessage]:
+    from .proxies import networks
+
+    problem = None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        problem = f"must be a list of IP addresses or networks, not {value!r}"
+    else:
+        try:
+            networks(value)
+        except ValueError as exc:
+            problem = str(exc)
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"REALTIME['METRICS_ALLOWED_IPS'] {problem}.",
+            hint="REALTIME['METRICS_ALLOWED_IPS'] = ['127.0.0.1', '::1', '10.0.0.0/8']",
+            id="realtime.E014",
+        )
+    ]
+
+
+def _operator_paths(merged: dict[str, Any]) -> list[CheckMessage]:
+    """The router's own paths: None, or a path without slashes at either end, none the Engine.IO path's."""
+    errors: list[CheckMessage] = []
+    seen = {merged["PATH"]: "PATH"}
+    for key in OPERATOR_PATHS:
+        value = merged[key]
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip("/") or value != value.strip("/"):
+            problem = f"must be None or a path without leading or trailing slashes, not {value!r}"
+        elif value in seen:
+            problem = f"is {value!r}, which REALTIME[{seen[value]!r}] already uses"
+        else:
+            seen[value] = key
+            continue
+        errors.append(Error(f"REALTIME[{key!r}] {problem}.", hint=f"REALTIME[{key!r}] = 'metrics'", id="realtime.E015"))
+    return errors
+
+
+def _tracing(value: object) -> list[CheckMessage]:
+    if value is not True:
+        return []
+    try:
+        import opentelemetry.trace  # noqa: F401
+    except ImportError:
+        return [
+            Error(
+                "REALTIME['TRACING'] is True, but opentelemetry-api is not installed.",
+                hint='pip install "django-realtime-socketio[otel]", and set up the SDK (TracerProvider) yourself.',
+                id="realtime.E016",
+            )
+        ]
+    return []

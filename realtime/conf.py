@@ -100,11 +100,12 @@ DEFAULTS: dict[str, Any] = {
     # either the session is closed with "transport error"; volatile packets go first.
     "MAX_BUFFERED_BYTES": 4 * 1024 * 1024,
     "MAX_BUFFERED_PACKETS": 1_000,
-    # Engine.IO sessions per process, and per client address.
+    # Engine.IO sessions per process, and per client address (an office or a carrier's NAT puts
+    # hundreds of real users behind one address: README, "Security and limits", says why these are safe).
     "MAX_CONNECTIONS": 10_000,
-    "MAX_CONNECTIONS_PER_IP": 256,
+    "MAX_CONNECTIONS_PER_IP": 1_000,
     # New sessions per client address ("N/s", "N/m" or "N/h": N at once, refilled over the period).
-    "HANDSHAKE_RATE_PER_IP": "30/s",
+    "HANDSHAKE_RATE_PER_IP": "60/s",
     # Namespaces one session may join at once.
     "MAX_NAMESPACES": 32,
     # Rooms one socket may be in (its own room included).
@@ -124,6 +125,27 @@ DEFAULTS: dict[str, Any] = {
     # refused RATE_LIMIT_STRIKES times within 10 s is disconnected.
     "RATE_LIMITS": {},
     "RATE_LIMIT_STRIKES": 50,
+    # -- operating (README, "Operating") --
+    # What the process counts (realtime.metrics), for Prometheus and the admin dashboard. False leaves
+    # out the handler and emit_with_ack timings, the only counting that reads a clock.
+    "METRICS": True,
+    # The router answers Prometheus's scrape at this path ("metrics": /metrics) before Django's
+    # middleware; None: only where you mount realtime.views.metrics.
+    "METRICS_PATH": None,
+    # Who may scrape (addresses and networks: "10.0.0.0/8"); staff users may also read the view.
+    "METRICS_ALLOWED_IPS": ["127.0.0.1", "::1"],
+    # Under gunicorn's workers (prometheus_client's multiprocess mode): how often, in ms, each worker
+    # copies its counters to the shared files the scrape reads.
+    "METRICS_FLUSH_INTERVAL": 1_000,
+    # Probes the router answers before Django (no ALLOWED_HOSTS, no database): liveness and
+    # readiness paths such as "healthz" and "readyz"; None: only where you mount realtime.views.
+    "LIVENESS_PATH": None,
+    "READINESS_PATH": None,
+    # Readiness also fails while the channel layer (Redis) is unreachable. Off by default: with one
+    # Redis for every process, an outage would take every process out of the load balancer at once.
+    "READINESS_REQUIRES_LAYER": False,
+    # OpenTelemetry spans (needs opentelemetry-api; the SDK and its exporter are the project's).
+    "TRACING": False,
 }
 
 

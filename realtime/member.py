@@ -32,7 +32,9 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from .conf import realtime_settings
 from .logs import throttled
+from .metrics import Metrics
 from .protocol.cluster import Envelope, Goodbye, Heartbeat, MalformedMessage, Message, PeerInfo, Reply, decode, encode
+from .tracing import Tracing
 
 logger = logging.getLogger("realtime.node")
 
@@ -65,6 +67,12 @@ LAYER_ERROR_MESSAGES = frozenset({"Unexpected exception in receive task"})
 
 # A request handler returns this when it will answer later, with ``ClusterMember.reply``.
 DEFERRED = object()
+
+
+def _short(message: dict[str, Any]) -> str:
+    """A wire message's type without the ``realtime.`` prefix: the metrics' label."""
+    kind = message.get("type")
+    return kind.removeprefix("realtime.") if isinstance(kind, str) else "?"
 
 
 def channel_of(key: str) -> str:
@@ -142,7 +150,13 @@ class ClusterMember:
     """
 
     def __init__(
-        self, handle: LayerHandler, subscriptions: Subscriptions, layer: Any = None, clustered: bool | None = None
+        self,
+        handle: LayerHandler,
+        subscriptions: Subscriptions,
+        layer: Any = None,
+        clustered: bool | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.key = secrets.token_hex(KEY_LENGTH // 2)
         self.host = _socket.gethostname()
@@ -177,6 +191,26 @@ class ClusterMember:
         self._idle = asyncio.Event()
         self._dropped = 0  # cross-process messages not published during the current outage
         self._warned: dict[str, tuple[float, int]] = {}
+        self.metrics = metrics or Metrics()
+        self.tracing = tracing or Tracing()
+
+    # -- what the metrics read ------------------------------------------------------
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    @property
+    def queued_messages(self) -> int:
+        return self._outbox.qsize() if self._outbox is not None else 0
+
+    def _count(self, table: dict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+
+    def _lost(self, reason: str, count: int = 1) -> None:
+        """Cross-process messages that will never leave: the outage's summary line and the metrics count them."""
+        self._dropped += count
+        dropped = self.metrics.dropped
+        dropped[reason] = dropped.get(reason, 0) + count
 
     # -- layer ------------------------------------------------------------------
     @property
@@ -317,7 +351,8 @@ class ClusterMember:
 
     def _wire(self, message: Message, request_id: str | None) -> dict[str, Any]:
         reply_to = self.key if request_id is not None else None
-        return encode(Envelope(self.key, message, request_id, reply_to))
+        # with tracing on, the receiver's span joins the trace of whatever sent this (a view, a task, a handler)
+        return encode(Envelope(self.key, message, request_id, reply_to, self.tracing.traceparent()))
 
     async def _out(self, method: Callable[..., Awaitable[None]], target: str, message: dict[str, Any]) -> bool:
         """A serving process queues outgoing messages for one sender task.
@@ -333,9 +368,10 @@ class ClusterMember:
         """
         if self._outbox is None:
             await method(target, message)
+            self._count(self.metrics.published, _short(message))
             return True
         if not self._healthy:
-            self._dropped += 1
+            self._lost("outage")
             return False
         size = size_of(message) + MESSAGE_OVERHEAD
         if self._queued_bytes + size > self.queue_bytes or self._outbox.qsize() >= OUTBOX_LIMIT:
@@ -348,6 +384,7 @@ class ClusterMember:
                 size,
                 message.get("type"),
             )
+            self._lost("queue_full")
             return False
         self._queued_bytes += size
         self._idle.clear()
@@ -364,9 +401,10 @@ class ClusterMember:
             try:
                 await asyncio.wait_for(method(target, message), LAYER_TIMEOUT)
             except Exception as exc:
-                self._dropped += 1
+                self._lost("send_failed")
                 self._unhealthy(exc)
             else:
+                self._count(self.metrics.published, _short(message))
                 await self._healthy_again()
 
     def _flush_outbox(self) -> None:
@@ -376,7 +414,7 @@ class ClusterMember:
         while not self._outbox.empty():
             *_, size = self._outbox.get_nowait()
             self._queued_bytes -= size
-            self._dropped += 1
+            self._lost("outage")
         self._idle.set()
 
     def warn_limited(self, kind: str, message: str, *args: Any) -> None:
@@ -522,6 +560,7 @@ class ClusterMember:
             throttled(logger, logging.WARNING, "malformed layer message", "channel-layer message dropped: %s", exc)
             return
         message = envelope.message
+        self._count(self.metrics.received, message.TYPE.removeprefix("realtime."))
         if isinstance(message, Reply):
             queue = self._replies.get(message.request_id)
             if queue is not None:
@@ -558,6 +597,7 @@ class ClusterMember:
     async def _heartbeat(self, hello: bool = False) -> None:
         message = encode(Envelope(self.key, self._heartbeat_message(hello)))
         await asyncio.wait_for(self.layer.group_send(NODES_GROUP, message), LAYER_TIMEOUT)
+        self._count(self.metrics.published, "heartbeat")
 
     async def _heartbeats(self) -> None:
         while True:
@@ -573,6 +613,7 @@ class ClusterMember:
 
     def _unhealthy(self, exc: Exception) -> None:
         """The first failure of an outage: one line, and nothing waits on the layer any more."""
+        self.metrics.layer_errors += 1
         if not self._healthy:
             return
         self._healthy = False
@@ -604,6 +645,7 @@ class ClusterMember:
             self.layer_errors.reset(),
         )
         self._dropped = 0
+        self.metrics.reconnects += 1
         try:
             await self._heartbeat(hello=True)  # peers answer at once: forwarding works again without a wait
         except Exception as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from .limits import ClientLimits, Rate, TokenBucket
 from .policy import RoomPolicies
 from .protocol import socketio
 from .recovery import SocketState, StoredPacket
-from .rooms import Member, new_socket_id
+from .rooms import SENT, Member, new_socket_id
 from .runtime import Runtime, current
 from .sessions import Outgoing, Session
 
@@ -281,7 +282,13 @@ class Socket:
             frames = event_frames(runtime.parser, self.namespace, event_name, args, compress=compress)
         else:  # kept for recovery, as Node does it: a broadcast to the socket's own room
             frames = await recorded_event(runtime, self.namespace, event_name, args, (self.id,), compress=compress)
-        await self.member.deliver(frames, event=event_name, args=args)
+        if await self.member.deliver(frames, event=event_name, args=args) == SENT:
+            self._delivered()
+
+    def _delivered(self) -> None:
+        metrics = self.runtime.metrics
+        label = metrics.namespace_label(self.namespace)
+        metrics.deliveries[label] = metrics.deliveries.get(label, 0) + 1
 
     async def emit_with_ack(
         self, event_name: str, *args: Any, timeout: float = ACK_TIMEOUT, compress: bool = True
@@ -295,18 +302,35 @@ class Socket:
         limit = self.client.limits.max_pending_acks
         if len(self._acks) >= limit:
             raise LimitExceeded(f"{self} has {limit} acknowledgements pending (MAX_PENDING_ACKS)")
+        runtime = self.runtime
+        label = runtime.metrics.namespace_label(self.namespace)
+        if not runtime.tracing.enabled:
+            return await self._emit_with_ack(event_name, args, timeout, compress, label)
+        attributes = {"realtime.namespace": label, "realtime.socket_id": self.id}
+        with runtime.tracing.span(f"realtime emit_with_ack {label}", "client", attributes):
+            return await self._emit_with_ack(event_name, args, timeout, compress, label)
+
+    async def _emit_with_ack(
+        self, event_name: str, args: tuple[Any, ...], timeout: float, compress: bool, label: str
+    ) -> list[Any]:
         ack_id = self._next_ack
         self._next_ack += 1
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = future
+        metrics = self.runtime.metrics
+        started = time.perf_counter()
         try:
             frames = event_frames(self.runtime.parser, self.namespace, event_name, args, ack_id, compress)
-            await self.member.deliver(frames, event=event_name, args=args)
+            if await self.member.deliver(frames, event=event_name, args=args) == SENT:
+                self._delivered()
             answer = await asyncio.wait_for(future, timeout)
         except TimeoutError:
+            metrics.ack_timeouts[label] = metrics.ack_timeouts.get(label, 0) + 1
             raise AckTimeout(f"{self} did not acknowledge {event_name!r} within {timeout} s") from None
         finally:
             self._acks.pop(ack_id, None)
+        if metrics.timed:
+            metrics.ack_answered(label, time.perf_counter() - started)
         return answer
 
     async def send_packet(self, packet: socketio.Packet) -> None:
@@ -448,6 +472,7 @@ class Socket:
         recovery = self.runtime.recovery
         if recovery is not None and self.pid is not None and self.member.connected:
             await recovery.save(self.state(), live)
+            self.runtime.metrics.recovery_saved += 1
 
     # -- called by the server -------------------------------------------------
     async def opened(self, restored: SocketState | None = None, offset: str = "") -> None:

@@ -207,6 +207,8 @@ class Relays:
         owner = key_of_sid(sid)
         self.forwarded[request_id] = owner
         self.none_forwarded.clear()
+        counts = self.member.metrics.forwarded
+        counts["poll"] = counts.get("poll", 0) + 1
         try:
             answer: dict[str, Any] = await self.member.request(
                 owner, Poll(path=path, sid=sid, method=method, body=body), timeout, request_id
@@ -232,6 +234,8 @@ class Relays:
         """Attach a local WebSocket to the owner's session as its probe; the relay id, or None if refused."""
         relay_id = self.member.new_id()
         self.relays[relay_id] = consumer
+        counts = self.member.metrics.forwarded
+        counts["websocket"] = counts.get("websocket", 0) + 1
         try:
             answer = await self.member.request(
                 key_of_sid(sid), RelayAttach(path=path, sid=sid, relay_id=relay_id), ATTACH_TIMEOUT

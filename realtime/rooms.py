@@ -32,6 +32,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # A socket id is the key of the process that holds it (6 hex digits, as in Engine.IO sids) and
 # 14 random URL-safe characters: 20 characters, the length of Socket.IO's own ids. A Socket.IO v2
 # client's are its Engine.IO sid (the key and 20 more), behind "<namespace>#" outside "/".
+# What Member.deliver did with a packet (the caller counts them: realtime.metrics).
+SENT, NOT_SENT, DROPPED = 1, 0, -1
+
 _SOCKET_ID = re.compile(r"(?:/[^#]*#)?([0-9a-f]{6})(?:[A-Za-z0-9_-]{14}|[A-Za-z0-9_-]{20})")
 
 
@@ -92,22 +95,27 @@ class Member:
     def __repr__(self) -> str:
         return f"<Member {self.id} {self.namespace}>"
 
-    async def deliver(self, outgoing: Outgoing, volatile: bool = False, event: str = "", args: Any = ()) -> None:
-        """Write once-encoded frames to this socket's session (held until its CONNECT is answered)."""
+    async def deliver(self, outgoing: Outgoing, volatile: bool = False, event: str = "", args: Any = ()) -> int:
+        """Write once-encoded frames to this socket's session (held until its CONNECT is answered).
+
+        SENT when written (or held for after the CONNECT), DROPPED for a volatile packet the client
+        could not take now, NOT_SENT for a socket that is gone: the caller counts them.
+        """
         held = self.held
         if held is not None:
             held.append(outgoing)
-            return
+            return SENT
         if not self.connected:
-            return
+            return NOT_SENT
         session = self.session
         if volatile and not session.can_send_now:
-            return
+            return DROPPED
         self.messages_out += 1
         if event:
             for listener in self.outgoing_listeners:
                 listener(event, *args)
         await session.send_outgoing(outgoing)
+        return SENT
 
     def release(self) -> list[Outgoing]:
         """CONNECT answered: from now on frames go straight out; what was held, in order."""
@@ -116,15 +124,27 @@ class Member:
         return held
 
 
-async def deliver(members: Iterable[Member], outgoing: Outgoing, volatile: bool, event: str, args: Any) -> None:
-    """Write to every member; what goes wrong for one (a listener raising) is logged and skipped."""
+async def deliver(
+    members: Iterable[Member], outgoing: Outgoing, volatile: bool, event: str, args: Any
+) -> tuple[int, int]:
+    """Write to every member; what goes wrong for one (a listener raising) is logged and skipped.
+
+    Returns (members written to, volatile packets dropped), for the process's metrics.
+    """
+    sent = dropped = 0
     for member in members:
         try:
-            await member.deliver(outgoing, volatile, event, args)
+            result = await member.deliver(outgoing, volatile, event, args)
         except Exception:
             throttled(
                 logger, logging.ERROR, "deliver", "broadcast to %s failed; the others go on", member, exc_info=True
             )
+            continue
+        if result == SENT:
+            sent += 1
+        elif result == DROPPED:
+            dropped += 1
+    return sent, dropped
 
 
 class Rooms:

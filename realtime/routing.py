@@ -23,9 +23,12 @@ from django.utils.module_loading import import_string
 
 from .conf import realtime_settings
 from .consumers.polling import PollingConsumer
+from .consumers.probes import Liveness, Readiness, Scrape
 from .consumers.router import EngineRouter
 from .consumers.websocket import WebSocketConsumer
+from .prometheus import CONTENT_TYPE, process_exporter
 from .protocol.engine import EngineConfig
+from .proxies import networks
 from .runtime import current
 from .sessions import Endpoint, HandlerFactory
 
@@ -42,7 +45,25 @@ class SocketIORouter(EngineRouter):
             endpoints = dict([_settings_endpoint()])
         for path, endpoint in endpoints.items():
             current().serve(endpoint, path)
-        super().__init__(application, {f"{path}/": endpoint for path, endpoint in endpoints.items()})
+        super().__init__(application, {f"{path}/": endpoint for path, endpoint in endpoints.items()}, operator_routes())
+
+
+def operator_routes() -> dict[str, Any]:
+    """REALTIME["LIVENESS_PATH"], ["READINESS_PATH"] and ["METRICS_PATH"]: answered by the router itself."""
+    conf = realtime_settings()
+    routes: dict[str, Any] = {}
+    if conf["LIVENESS_PATH"]:
+        routes[conf["LIVENESS_PATH"]] = Liveness()
+    if conf["READINESS_PATH"]:
+        routes[conf["READINESS_PATH"]] = Readiness(current(), conf["READINESS_REQUIRES_LAYER"] is True)
+    if conf["METRICS_PATH"] and conf["METRICS"] is True:
+        allow = networks(conf["METRICS_ALLOWED_IPS"])
+        routes[conf["METRICS_PATH"]] = Scrape(scrape, CONTENT_TYPE, allow)
+    return routes
+
+
+async def scrape() -> bytes:
+    return await process_exporter().scrape()
 
 
 def endpoint_from_settings(handler: HandlerFactory | str | None = None, **overrides: Any) -> Endpoint:

@@ -26,6 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .member import NODES_GROUP, ClusterMember, LayerHandler
 from .memory import HeapTrimmer
+from .metrics import Metrics
 from .parsers import JSON, Parser
 from .protocol.cluster import (
     Broadcast,
@@ -40,10 +41,12 @@ from .protocol.cluster import (
     RelayOut,
     RelayShut,
 )
+from .proxies import ProxyWatch
 from .recovery import Recovery
 from .relays import Relays
 from .rooms import Member, Rooms, deliver, group_name, owner_key
 from .sessions import Endpoint, Outgoing, Session
+from .tracing import Tracing
 
 logger = logging.getLogger("realtime.node")
 
@@ -60,10 +63,24 @@ class Runtime:
         clustered: bool | None = None,
         parser: Parser = JSON,
         trim_interval: float | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         # one parser for the process (REALTIME["PARSER"]), and for the cluster: frames cross processes encoded
         self.parser = parser
-        self.member = ClusterMember(self._handle, self._subscriptions, layer=layer, clustered=clustered)
+        # what the process counts (realtime.metrics; Prometheus and the admin dashboard read it) and traces
+        self.metrics = metrics or Metrics()
+        self.tracing = tracing or Tracing()
+        self.proxies = ProxyWatch()  # a proxy whose X-Forwarded-For the ASGI server ignores, said once
+        self._on_serving: list[Callable[[], Any]] = []
+        self.member = ClusterMember(
+            self._handle,
+            self._subscriptions,
+            layer=layer,
+            clustered=clustered,
+            metrics=self.metrics,
+            tracing=self.tracing,
+        )
         self.rooms = Rooms()
         self.heap = HeapTrimmer(trim_interval)  # started with serving: a runtime in a test never trims
         # REALTIME["CONNECTION_STATE_RECOVERY"]: None when off (the Socket.IO layer sets it up)
@@ -87,9 +104,19 @@ class Runtime:
         self.member.on_peer_gone(relays.release_held_for)
 
     async def start_serving(self) -> None:
-        """The first request: join the cluster (when there is one) and start trimming the heap."""
+        """The first request: join the cluster (when there is one), start trimming the heap, run the hooks."""
         await self.member.start(serving=True)
         self.heap.start()
+        hooks, self._on_serving = self._on_serving, []
+        for hook in hooks:
+            hook()
+
+    def on_serving(self, hook: Callable[[], Any]) -> None:
+        """Call ``hook`` (on the event loop) when this process starts serving: the metrics exporter's flusher."""
+        if self.member.serving:
+            hook()
+        else:
+            self._on_serving.append(hook)
 
     @property
     def key(self) -> str:
@@ -101,6 +128,7 @@ class Runtime:
         """Serve ``endpoint`` at ``path``: a request forwarded from another process finds it here."""
         endpoint.path = path
         endpoint.key = self.key
+        endpoint.metrics = self.metrics
         self.endpoints[path] = endpoint
         return endpoint
 
@@ -152,8 +180,22 @@ class Runtime:
             published = await self._publish(message)
             await asyncio.sleep(0)  # let the sender task put it on the wire
         targets = self.rooms.select(message.namespace, message.rooms, message.except_rooms, message.except_ids)
-        await deliver(targets, outgoing, message.volatile, message.event, message.args)
+        await self._deliver(targets, message, outgoing)
         return published
+
+    async def _deliver(
+        self, targets: list[Member], message: Broadcast, outgoing: Outgoing, parent: str | None = None
+    ) -> None:
+        """Write a broadcast to this process's members: counted, and a span when tracing (``parent``: remote)."""
+        label = self.metrics.namespace_label(message.namespace)
+        with self.tracing.span(f"realtime deliver {label}", "consumer", {"realtime.namespace": label}, parent) as span:
+            sent, dropped = await deliver(targets, outgoing, message.volatile, message.event, message.args)
+            span.set_attribute("realtime.recipients", sent)
+        metrics = self.metrics
+        if sent:
+            metrics.deliveries[label] = metrics.deliveries.get(label, 0) + sent
+        if dropped:
+            metrics.volatile_dropped[label] = metrics.volatile_dropped.get(label, 0) + dropped
 
     async def _publish(self, message: Broadcast) -> bool:
         """One message per room group (a socket's own room straight to its process); False if any was lost."""
@@ -180,7 +222,46 @@ class Runtime:
                 message.namespace, message.via, message.rooms, message.except_rooms, message.except_ids
             )
         outgoing = Outgoing.of(message.frames, message.compress, message.offset)
-        await deliver(targets, outgoing, message.volatile, message.event, message.args)
+        await self._deliver(targets, message, outgoing, envelope.trace)
+
+    # -- what operators read: gauges and readiness -------------------------------------------
+    def ready(self, requires_layer: bool = False) -> tuple[bool, str]:
+        """(ready, why): not while draining after SIGTERM, nor (``requires_layer``) while the layer is down."""
+        member = self.member
+        if member.draining:
+            return False, "draining"
+        if requires_layer and member.clustered and not member.healthy:
+            return False, "channel layer unreachable"
+        return True, "ready"
+
+    def gauges(self, requires_layer: bool = False) -> dict[str, dict[tuple[str, ...], float]]:
+        """Every gauge of realtime.metrics.CATALOGUE, read from the live state (at scrape time, not per event)."""
+        sessions: dict[tuple[str, ...], float] = {}
+        for session in self.sessions():
+            by_kind: tuple[str, ...] = (session.transport.value, str(session.protocol.version))
+            sessions[by_kind] = sessions.get(by_kind, 0) + 1
+        sockets: dict[tuple[str, ...], float] = {}
+        label = self.metrics.namespace_label
+        for socket in self.rooms.members():
+            on = socket.session
+            by_kind = (label(socket.namespace), on.transport.value, str(on.protocol.version))
+            sockets[by_kind] = sockets.get(by_kind, 0) + 1
+        rooms: dict[tuple[str, ...], float] = {}
+        for namespace in self.rooms.namespaces():
+            by_kind = (label(namespace),)
+            rooms[by_kind] = rooms.get(by_kind, 0) + len(self.rooms.counts(namespace))
+        member = self.member
+        return {
+            "realtime_sessions": sessions,
+            "realtime_sockets": sockets,
+            "realtime_rooms": rooms,
+            "realtime_ready": {(): float(self.ready(requires_layer)[0])},
+            "realtime_untrusted_proxy": {(): float(self.proxies.untrusted is not None)},
+            "realtime_cluster_peers": {(): float(len(member.live_peers()))},
+            "realtime_cluster_layer_up": {(): float(member.healthy)},
+            "realtime_cluster_outbox_bytes": {(): float(member.queued_bytes)},
+            "realtime_cluster_outbox_messages": {(): float(member.queued_messages)},
+        }
 
     # -- cluster ----------------------------------------------------------------------
     async def ask_all(self, message: Message, timeout: float) -> list[Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -37,6 +38,7 @@ from .exceptions import ConnectionRefused, EventRefused
 from .handlers import call
 from .limits import ClientLimits, TokenBucket
 from .logs import redact_packet, throttled
+from .metrics import OTHER, EventStats, Metrics
 from .namespaces import Handshake, Namespace, Socket, utcnow
 from .parsers import JSON, PARSERS
 from .policy import RoomPolicies
@@ -45,6 +47,7 @@ from .protocol.errors import ProtocolError
 from .recovery import RECOVERABLE_REASONS, Recovery, SocketState, recovery_from_settings
 from .runtime import Dispatch, Runtime, current
 from .sessions import Session
+from .tracing import NO_SPAN, AttributeValue, Span, Tracing
 
 logger = logging.getLogger("realtime.socketio")
 packet_logger = logging.getLogger("realtime.socketio.packets")
@@ -138,6 +141,8 @@ class Server:
     def _keep(self, name: str, instance: Namespace) -> Namespace:
         instance.runtime = self.runtime
         self.instances[name] = instance
+        # the metrics' label: a dynamic namespace's instances (/team-1, /team-2, ...) share their class's
+        (self.runtime or current()).metrics.namespace_labels[name] = namespace_label(type(instance), name)
         return instance
 
     def of(self, namespace: str) -> BroadcastOperator:
@@ -165,12 +170,25 @@ def start_runtime(server: Server | None = None, **options: Any) -> Runtime:
     options.setdefault("parser", PARSERS.get(name, JSON) if isinstance(name, str) else JSON)  # else realtime.E012
     interval = realtime_settings()["MALLOC_TRIM_INTERVAL"]
     options.setdefault("trim_interval", interval / 1000 if isinstance(interval, int) and interval > 0 else None)
+    options.setdefault("metrics", Metrics(timed=realtime_settings()["METRICS"] is not False))
+    options.setdefault("tracing", tracing_from_settings())
     runtime = Runtime(handlers=server.layer_handlers, **options)
     recovery = realtime_settings()["CONNECTION_STATE_RECOVERY"]
     runtime.recovery = recovery_from_settings(recovery, settings.CHANNEL_LAYERS, runtime.key)
     if server is not io:
         server.runtime = runtime
     return runtime
+
+
+def tracing_from_settings() -> Tracing:
+    """REALTIME["TRACING"]: spans when True and opentelemetry-api imports (else realtime.E016 says why)."""
+    if realtime_settings()["TRACING"] is not True:
+        return Tracing()
+    try:
+        return Tracing(enabled=True)
+    except ImportError as exc:
+        logger.error("REALTIME['TRACING'] is True but OpenTelemetry cannot be imported (%s); no spans", exc)
+        return Tracing()
 
 
 class Client:
@@ -232,6 +250,7 @@ class Client:
             if packet is not None and packet.type is PT.CONNECT_ERROR:
                 raise ProtocolError("clients do not send CONNECT_ERROR")
         except ProtocolError as exc:
+            self.runtime.metrics.refused("parse_error")
             throttled(logger, logging.WARNING, "parse error", "sid=%s closed: parse error (%s)", self.session.sid, exc)
             await self.session.close("parse error")
             return
@@ -255,12 +274,17 @@ class Client:
         if socket is None:
             logger.debug("sid=%s: packet for unconnected namespace %s dropped", self.session.sid, packet.namespace)
         elif packet.type in (PT.EVENT, PT.BINARY_EVENT):
-            handler = socket.nsp.handler(packet.data[0])
+            name = packet.data[0]
+            handler = socket.nsp.handler(name)
+            # counted by name only when declared: a client's made-up names all count as "other"
+            metrics = self.runtime.metrics
+            stats = metrics.event(metrics.namespace_label(socket.namespace), name if handler is not None else OTHER)
+            stats.received += 1
             refusal = self._event_refusal(socket, packet, handler)
             if refusal is None:
                 if packet.id is not None:
                     socket.answering += 1
-                self.spawn(self._event(socket, packet, handler))
+                self.spawn(self._event(socket, packet, handler, stats))
             else:
                 await self._refuse(socket, packet, *refusal)
                 if refusal[1] == "RATE_LIMITS":
@@ -285,8 +309,9 @@ class Client:
             )
             self.spawn(self.session.close("parse error"))
 
-    async def _refuse(self, socket: Socket, packet: socketio.Packet, message: str, limit: str) -> None:
-        """An event over a limit: an error ack when the client waits for one, and one log line."""
+    async def _refuse(self, socket: Socket, packet: socketio.Packet, message: str, limit: str, reason: str) -> None:
+        """An event over a limit: an error ack when the client waits for one, one log line, one count."""
+        self.runtime.metrics.refused(reason)
         throttled(
             logger,
             logging.WARNING,
@@ -302,11 +327,25 @@ class Client:
 
     # -- CONNECT --------------------------------------------------------------
     async def _connect(self, packet: socketio.Packet) -> None:
+        """A namespace CONNECT: in a span of its own when tracing (its outcome and the auth result on it)."""
+        tracing = self.runtime.tracing
+        if not tracing.enabled:
+            await self._connect_socket(packet, NO_SPAN)
+            return
+        label = self.runtime.metrics.namespace_label(packet.namespace)
+        attributes: dict[str, AttributeValue] = {"realtime.namespace": label, "realtime.sid": self.session.sid}
+        with tracing.span(f"realtime connect {label}", "server", attributes) as span:
+            await self._connect_socket(packet, span)
+
+    async def _connect_socket(self, packet: socketio.Packet, span: Span) -> None:
         name = packet.namespace
+        metrics = self.runtime.metrics
         if name in self.sockets:
             logger.debug("sid=%s: second CONNECT to %s ignored", self.session.sid, name)
             return
         if len(self.sockets) >= self.limits.max_namespaces:
+            metrics.refused("max_namespaces")
+            span.set_attribute("realtime.outcome", "max_namespaces")
             throttled(
                 logger,
                 logging.WARNING,
@@ -320,6 +359,8 @@ class Client:
             return
         nsp = self.server.resolve(name)
         if nsp is None:
+            metrics.refused("invalid_namespace")
+            span.set_attribute("realtime.outcome", "invalid_namespace")
             throttled(
                 logger,
                 logging.INFO,
@@ -334,6 +375,7 @@ class Client:
         socket: Socket | None = None
         recovery = self.runtime.recovery if self.protocol == 5 else None
         restored = await self._restorable(recovery, name, auth) if recovery is not None else None
+        stage = "auth"  # what refused, if something does (realtime.metrics.REFUSAL_REASONS)
         try:
             # REALTIME["AUTHENTICATORS"], then the namespace's and the credential's requirements,
             # then the namespace's own middleware and on_connect
@@ -349,11 +391,18 @@ class Client:
                 socket.recovered = True
                 socket.data = restored.data
             await authorize(nsp, name, socket.user, socket.credential)
+            authenticated = getattr(socket.user, "is_authenticated", False)
+            span.set_attribute("realtime.auth", "user" if authenticated else "anonymous")
+            stage = "connect_refused"
             if restored is None or recovery is None or not recovery.settings.skip_middlewares:
                 for middleware in nsp.middleware:
                     await call(middleware, socket, auth)
             await call(nsp.on_connect, socket, auth)
         except ConnectionRefused as refusal:
+            metrics.refused(stage)
+            span.set_attribute("realtime.outcome", stage)
+            if stage == "auth":
+                span.set_attribute("realtime.auth", "refused")
             throttled(
                 logger,
                 logging.INFO,
@@ -367,6 +416,8 @@ class Client:
             await self._send_connect_error(name, refusal.message, refusal.data)
             return
         except Exception:
+            metrics.refused("connect_error")
+            span.set_attribute("realtime.outcome", "connect_error")
             throttled(
                 logger,
                 logging.ERROR,
@@ -380,8 +431,15 @@ class Client:
             await self._send_connect_error(name, "Internal server error")
             return
         if self.session.closed:  # the client left while on_connect ran
+            span.set_attribute("realtime.outcome", "client_gone")
             await self._abandon(socket)
             return
+        label = metrics.namespace_label(name)
+        metrics.connects[label] = metrics.connects.get(label, 0) + 1
+        if restored is not None:
+            metrics.recovery_restored += 1
+        span.set_attribute("realtime.outcome", "accepted")
+        span.set_attribute("realtime.recovered", restored is not None)
         self.sockets[name] = socket
         self.ever_connected = True
         if self._connect_due is not None:
@@ -407,6 +465,8 @@ class Client:
         if not isinstance(pid, str) or not isinstance(offset, str):
             return None
         state = await recovery.find(pid, offset, name)
+        if state is None:
+            self.runtime.metrics.recovery_expired += 1
         if state is not None and self.runtime.rooms.member(name, state.sid) is not None:
             return None
         return state
@@ -447,28 +507,54 @@ class Client:
     # -- events ---------------------------------------------------------------
     def _event_refusal(
         self, socket: Socket, packet: socketio.Packet, handler: Callable[..., Any] | None
-    ) -> tuple[str, str] | None:
-        """(message, limit) when an event is over a limit; checked before a task exists for it."""
+    ) -> tuple[str, str, str] | None:
+        """(message, limit, metrics reason) when an event is over a limit; checked before a task exists for it."""
         limits = self.limits
         limited = limits.rate_limits or (handler is not None and hasattr(handler, "_realtime_rate"))
         if limited and not self._rate_allows(socket, packet.data[0], handler, limits):
-            return "rate limited", "RATE_LIMITS"
+            return "rate limited", "RATE_LIMITS", "rate_limit"
         if len(self.tasks) >= limits.max_running_handlers:
-            return "too many events in progress", "MAX_RUNNING_HANDLERS"
+            return "too many events in progress", "MAX_RUNNING_HANDLERS", "max_running_handlers"
         if packet.id is not None and socket.answering >= limits.max_pending_acks:
-            return "too many pending acks", "MAX_PENDING_ACKS"
+            return "too many pending acks", "MAX_PENDING_ACKS", "max_pending_acks"
         return None
 
-    async def _event(self, socket: Socket, packet: socketio.Packet, handler: Callable[..., Any] | None) -> None:
+    async def _event(
+        self, socket: Socket, packet: socketio.Packet, handler: Callable[..., Any] | None, stats: EventStats
+    ) -> None:
         socket.messages_in += 1
         event, *args = packet.data
-        if packet.id is None:
-            await self._handle(socket, packet, event, args, handler)
-            return
+        timed = handler is not None and self.runtime.metrics.timed
+        started = time.perf_counter() if timed else 0.0
         try:
-            await self._handle(socket, packet, event, args, handler)
+            if self.runtime.tracing.enabled:
+                await self._traced(socket, packet, event, args, handler, stats)
+            else:
+                await self._handle(socket, packet, event, args, handler, stats)
         finally:
-            socket.answering -= 1
+            if packet.id is not None:
+                socket.answering -= 1
+            if timed:
+                stats.duration.observe(time.perf_counter() - started)
+
+    async def _traced(
+        self,
+        socket: Socket,
+        packet: socketio.Packet,
+        event: str,
+        args: list[Any],
+        handler: Callable[..., Any] | None,
+        stats: EventStats,
+    ) -> None:
+        """``_handle`` inside a span: the handler's own spans (the ORM, an emit) are its children."""
+        attributes: dict[str, AttributeValue] = {
+            "realtime.namespace": stats.namespace,
+            "realtime.event": stats.event,
+            "realtime.socket_id": socket.id,
+            "realtime.ack": packet.id is not None,
+        }
+        with self.runtime.tracing.span(f"realtime event {stats.namespace} {stats.event}", "server", attributes):
+            await self._handle(socket, packet, event, args, handler, stats)
 
     def _rate_allows(
         self, socket: Socket, event: str, handler: Callable[..., Any] | None, limits: ClientLimits
@@ -499,6 +585,7 @@ class Client:
         count += 1
         socket.strikes = (since, count)
         if count >= limits.strikes and socket.connected:
+            self.runtime.metrics.refused("strikes")
             throttled(
                 logger,
                 logging.WARNING,
@@ -512,16 +599,20 @@ class Client:
             await socket.disconnect()
 
     async def _handle(
-        self, socket: Socket, packet: socketio.Packet, event: str, args: list[Any], handler: Callable[..., Any] | None
+        self,
+        socket: Socket,
+        packet: socketio.Packet,
+        event: str,
+        args: list[Any],
+        handler: Callable[..., Any] | None,
+        stats: EventStats,
     ) -> None:
         try:
             for middleware in socket.packet_middleware:
                 if await call(middleware, socket, event, args) is False:
                     return
         except EventRefused as refusal:
-            if packet.id is not None:
-                refused = socketio.Packet(PT.ACK, socket.namespace, [{"error": refusal.message}], packet.id)
-                await socket.send_packet(refused)
+            await self._refused_by_code(socket, packet, refusal)
             return
         for listener in socket.any_listeners:
             listener(event, *args)
@@ -533,23 +624,34 @@ class Client:
             logger.debug("sid=%s: no handler for %r in %s", self.session.sid, event, socket.namespace)
             if nsp.on_any is not None and packet.id is not None and socket.connected:
                 # no handler of its own: on_any's return value is the ack (Node's onAny gets the callback)
-                await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(caught), packet.id))
+                await self._ack(socket, packet, caught, stats)
             return
         try:
             result = await call(handler, socket, *args)
         except EventRefused as refusal:  # e.g. RoomRefused from socket.join_checked
-            if packet.id is not None:
-                refused = socketio.Packet(PT.ACK, socket.namespace, [{"error": refusal.message}], packet.id)
-                await socket.send_packet(refused)
+            await self._refused_by_code(socket, packet, refusal)
             return
         except TypeError:
             if _binds(handler, len(args) + 1):
                 raise  # a bug inside the handler, not the client's arguments
             # the client sent a number of arguments the handler does not take: its fault, not a bug
-            await self._refuse(socket, packet, "invalid arguments", f"arguments {socket.namespace} {event}")
+            where = f"arguments {socket.namespace} {event}"
+            await self._refuse(socket, packet, "invalid arguments", where, "invalid_arguments")
             return
         if packet.id is not None and socket.connected:
-            await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(result), packet.id))
+            await self._ack(socket, packet, result, stats)
+
+    async def _ack(self, socket: Socket, packet: socketio.Packet, result: Any, stats: EventStats) -> None:
+        """Answer the client's event with ``result`` (a handler's return value) as the ack's arguments."""
+        stats.acks += 1
+        await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(result), packet.id))
+
+    async def _refused_by_code(self, socket: Socket, packet: socketio.Packet, refusal: EventRefused) -> None:
+        """Code (packet middleware, the handler) refused the event: counted, and the ack says why."""
+        self.runtime.metrics.refused("event_refused")
+        if packet.id is not None:
+            refused = socketio.Packet(PT.ACK, socket.namespace, [{"error": refusal.message}], packet.id)
+            await socket.send_packet(refused)
 
     def spawn(self, coro: Any) -> None:
         """Run handler code beside the receive path, so a handler awaiting an ack cannot block it."""
@@ -605,6 +707,16 @@ class Client:
                 socket.namespace,
                 exc_info=True,
             )
+
+
+def namespace_label(cls: type[Namespace], name: str) -> str:
+    """The metrics' and spans' name of a namespace: its own, or for a dynamic one its class's pattern."""
+    pattern = cls.namespace
+    if isinstance(pattern, str):
+        return name
+    if isinstance(pattern, re.Pattern):
+        return pattern.pattern
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _v4_namespace_query(packet: socketio.Packet) -> socketio.Packet:

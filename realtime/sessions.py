@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from .limits import KeyedBuckets, Rate
 from .logs import redact_frame, throttled
+from .metrics import Metrics
 from .protocol.engine import EngineConfig, EngineConnection, PollAnswer, State, Transport
 from .protocol.engineio import (
     CLOSE,
@@ -216,27 +217,34 @@ class Endpoint:
         self.max_connections_per_ip = max_connections_per_ip
         self.handshakes = KeyedBuckets(Rate.parse(handshake_rate)) if handshake_rate else None
         self.per_address: dict[str, int] = {}
+        self.metrics = Metrics()  # the runtime's, once it serves this endpoint
 
-    def admit(self, address: str) -> Refusal | None:
-        """Whether a new session from ``address`` is within the limits (checked before it exists)."""
+    def admit(self, address: str) -> tuple[Refusal, str] | None:
+        """None when a new session from ``address`` is within the limits; else the refusal and its reason.
+
+        Checked before the session exists; the reason is the metrics' (realtime.metrics.REFUSAL_REASONS).
+        """
         if self.max_connections is not None and len(self.sessions) >= self.max_connections:
-            refusal, limit = TOO_MANY_CONNECTIONS, f"MAX_CONNECTIONS={self.max_connections}"
+            refusal, limit, reason = TOO_MANY_CONNECTIONS, f"MAX_CONNECTIONS={self.max_connections}", "max_connections"
         elif (
             self.max_connections_per_ip is not None and self.per_address.get(address, 0) >= self.max_connections_per_ip
         ):
             refusal, limit = TOO_MANY_CONNECTIONS, f"MAX_CONNECTIONS_PER_IP={self.max_connections_per_ip}"
+            reason = "max_connections_per_ip"
         elif self.handshakes is not None and not self.handshakes.take(address, asyncio.get_running_loop().time()):
-            refusal, limit = TOO_MANY_HANDSHAKES, "HANDSHAKE_RATE_PER_IP"
+            refusal, limit, reason = TOO_MANY_HANDSHAKES, "HANDSHAKE_RATE_PER_IP", "handshake_rate"
         else:
             return None
         throttled(logger, logging.WARNING, limit, "handshake from %s refused: %s (%s)", address, refusal.message, limit)
-        return refusal
+        return refusal, reason
 
     def create(self, transport: Transport, request: ClientRequest) -> Session:
         # the owning process's key, then 120 random bits: any process can route the sid to its owner
         sid = self.key + secrets.token_urlsafe(15)
         session = Session(self, sid, transport, request, protocol_of(request.query))
         self.sessions[sid] = session
+        handshakes = self.metrics.handshakes
+        handshakes[transport.value] = handshakes.get(transport.value, 0) + 1
         address = request.address
         self.per_address[address] = self.per_address.get(address, 0) + 1
         return session
@@ -423,6 +431,7 @@ class Session:
             else:
                 events = self.conn.receive_probe(packet, self._loop.time())
         except ProtocolError as exc:
+            self.endpoint.metrics.refused("parse_error")
             throttled(
                 logger, logging.WARNING, "parse error", "sid=%s closed: parse error on WebSocket (%s)", self.sid, exc
             )
@@ -447,6 +456,7 @@ class Session:
         return packets
 
     async def _polling_parse_error(self, exc: ProtocolError) -> None:
+        self.endpoint.metrics.refused("parse_error")
         throttled(
             logger, logging.WARNING, "parse error", "sid=%s closed: parse error in polling payload (%s)", self.sid, exc
         )
@@ -611,6 +621,7 @@ class Session:
         conn = self.conn
         websocket = self.websocket
         backlog = websocket.buffered() if websocket is not None and conn.streaming else conn.outbox_bytes
+        self.endpoint.metrics.slow_clients += 1
         throttled(
             logger,
             logging.WARNING,
@@ -680,6 +691,8 @@ class Session:
 
     async def _finish(self, reason: str) -> None:
         logger.debug("sid=%s closed: %s", self.sid, reason)
+        disconnects = self.endpoint.metrics.disconnects
+        disconnects[reason] = disconnects.get(reason, 0) + 1
         self._cancel_timer()
         for handle in self._timers:
             handle.cancel()

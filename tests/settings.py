@@ -79,6 +79,9 @@ REALTIME["NAMESPACES"] += ["tests.native_scenarios.NativeScenarios", "tests.nati
 if os.environ.get("REALTIME_ADMIN_UI_ORIGIN"):
     REALTIME["ADMIN_UI"] = {"NAMESPACE": "/admin"}
     REALTIME["CORS_ALLOWED_ORIGINS"] = [*REALTIME["CORS_ALLOWED_ORIGINS"], os.environ["REALTIME_ADMIN_UI_ORIGIN"]]
+# The router's operator endpoints on every test server: probes and the Prometheus scrape (tests/e2e/test_operating.py)
+REALTIME.update({"LIVENESS_PATH": "healthz", "READINESS_PATH": "readyz", "METRICS_PATH": "metrics"})
+REALTIME["READINESS_REQUIRES_LAYER"] = os.environ.get("REALTIME_READINESS_REQUIRES_LAYER") == "1"
 # The demo chat at /chat, which tests/e2e/test_browser.py drives in Chromium.
 REALTIME["NAMESPACES"] = [*REALTIME.get("NAMESPACES", []), "project.sockets.Chat"]
 

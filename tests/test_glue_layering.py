@@ -33,6 +33,10 @@ RUNTIME = [
     "tokens.py",
     "logs.py",
     "security.py",
+    "metrics.py",
+    "tracing.py",
+    "proxies.py",
+    "prometheus.py",
 ]
 GLUE = {"models", "registry", "receivers", "admin", "dashboard"}
 

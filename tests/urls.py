@@ -6,7 +6,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
-from realtime import cluster
+from realtime import cluster, views
 from realtime.broadcast import emit
 
 
@@ -30,5 +30,9 @@ def sockets_view(request: HttpRequest) -> JsonResponse:
 urlpatterns = [
     path("test/emit/", emit_view),
     path("test/sockets/", sockets_view),
+    # realtime's operator views, mounted as a site would (the router also answers /healthz, /readyz, /metrics)
+    path("ops/metrics/", views.metrics),
+    path("ops/live/", views.live),
+    path("ops/ready/", views.ready),
     path("", include("project.urls")),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -15,6 +16,7 @@ from ..protocol.http import BAD_REQUEST, FORBIDDEN, Refusal, Request, check_requ
 from ..runtime import current
 from ..security import RequestSite, request_site
 from ..sessions import ClientRequest, Endpoint
+from ..tracing import Span
 
 logger = logging.getLogger("realtime.engineio")
 refusals = RateLimitedLogger(logger)
@@ -28,9 +30,13 @@ class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no 
     every message: nothing here touches the ORM.
     """
 
+    # why this request was refused (realtime.metrics.REFUSAL_REASONS), for its handshake span
+    refused_for: str | None = None
+
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.runtime = current()
+        self.metrics = self.runtime.metrics
         self._site: RequestSite | None = None
         self._query: dict[str, str] | None = None
 
@@ -102,25 +108,43 @@ class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no 
             allow_eio3=endpoint.allow_eio3,
         )
         if refusal is FORBIDDEN:
-            self.log_refusal(refusal, sid, "origin", f"Origin {clip(request.origin)} not allowed")
+            self.log_refusal(refusal, sid, "origin", f"Origin {clip(request.origin)} not allowed", reason="origin")
             return refusal
         if refusal is not None:
-            self.log_refusal(refusal, sid)
+            self.log_refusal(refusal, sid, reason="bad_request")
             return refusal
-        if sid is None and (limited := endpoint.admit(self.client_request().address)) is not None:
-            return limited  # MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, HANDSHAKE_RATE_PER_IP: logged by admit
-        if sid is None and not await allow_request(self.client_request()):
-            self.log_refusal(FORBIDDEN, sid, "allow-request", "ALLOW_REQUEST said no")
-            return FORBIDDEN
+        if sid is None:
+            address = self.client_request().address
+            self.runtime.proxies.handshake(address, self.scope.get("headers", ()))
+            if (limited := endpoint.admit(address)) is not None:
+                refusal, reason = limited  # MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, HANDSHAKE_RATE_PER_IP: logged
+                self.refused(reason)
+                return refusal
+            if not await allow_request(self.client_request()):
+                self.log_refusal(FORBIDDEN, sid, "allow-request", "ALLOW_REQUEST said no", reason="allow_request")
+                return FORBIDDEN
         return None
+
+    def refused(self, reason: str) -> None:
+        """Count a refusal by its reason (realtime.metrics.REFUSAL_REASONS) and remember it for the span."""
+        self.refused_for = reason
+        self.metrics.refused(reason)
 
     def refuse_host(self, sid: str | None) -> Refusal:
         """A Host that ALLOWED_HOSTS refuses: Django's view would answer 400, so do we (Engine.IO code 3)."""
-        self.log_refusal(BAD_REQUEST, sid, "bad-host", f"Host {clip(self.site.presented_host)} not in ALLOWED_HOSTS")
+        self.log_refusal(
+            BAD_REQUEST, sid, "bad-host", f"Host {clip(self.site.presented_host)} not in ALLOWED_HOSTS", reason="host"
+        )
         return BAD_REQUEST
 
-    def log_refusal(self, refusal: Refusal, sid: str | None, kind: str | None = None, why: str = "") -> None:
-        """The one (rate-limited) WARNING line a refused request earns; ``kind`` is its rate-limit key."""
+    def log_refusal(
+        self, refusal: Refusal, sid: str | None, kind: str | None = None, why: str = "", *, reason: str
+    ) -> None:
+        """The one (rate-limited) WARNING line a refused request earns, and its count.
+
+        ``kind`` is its rate-limit key; ``reason`` the metrics' (realtime.metrics.REFUSAL_REASONS).
+        """
+        self.refused(reason)
         websocket = self.scope.get("type") == "websocket"
         label = "WebSocket" if websocket else self.scope.get("method", "?")
         refusals.warning(
@@ -134,6 +158,12 @@ class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no 
             _sid_label(sid),
             f": {why}" if why else "",
         )
+
+    def handshake_span(self, transport: str) -> AbstractContextManager[Span]:
+        """The span of a handshake (tracing on): a child of the client's own ``traceparent``, if it sent one."""
+        parent = next((v.decode("latin-1") for k, v in self.scope.get("headers", ()) if k == b"traceparent"), None)
+        attributes = {"realtime.transport": transport, "realtime.eio": self.query.get("EIO", "")}
+        return self.runtime.tracing.span("realtime handshake", "server", attributes, parent)
 
     def client_request(self) -> ClientRequest:
         """The handshake request as values for the Session (and the Socket.IO handshake)."""

@@ -46,6 +46,8 @@ class PollingConsumer(EngineConsumer, PollResponder):
             return  # the rest of a body already refused as too large
         chunk = message.get("body", b"")
         self.size += len(chunk)
+        bytes_in = self.metrics.bytes_in
+        bytes_in["polling"] += len(chunk)
         if self.size > self.endpoint.config.max_payload:
             await self.too_large()
             return
@@ -76,6 +78,15 @@ class PollingConsumer(EngineConsumer, PollResponder):
         if method == "OPTIONS":
             await self.preflight(request)
             return
+        if "sid" not in request.query and self.runtime.tracing.enabled:
+            with self.handshake_span("polling") as span:
+                await self.answer(request, body)
+                span.set_attribute("realtime.outcome", self.refused_for or "accepted")
+            return
+        await self.answer(request, body)
+
+    async def answer(self, request: Request, body: bytes) -> None:
+        method = request.method
         refusal = await self.admit(request)  # logs its own line
         if refusal is not None:
             await self.respond(refusal.status, refusal.body, JSON)
@@ -93,9 +104,10 @@ class PollingConsumer(EngineConsumer, PollResponder):
         elif route is Route.FORWARD:
             self.forwarding = asyncio.get_running_loop().create_task(self.forward(sid, method, body))
         elif route is Route.NOWHERE:  # no live process owns it: at once, logged (rate-limited)
+            self.refused("session_unknown")
             await self.respond(SESSION_ID_UNKNOWN.status, SESSION_ID_UNKNOWN.body, JSON)
         elif session is None:
-            await self.refuse(SESSION_ID_UNKNOWN, sid)
+            await self.refuse(SESSION_ID_UNKNOWN, sid, "session_unknown")
         elif method == "GET":
             await self.get(session)
         else:
@@ -103,6 +115,7 @@ class PollingConsumer(EngineConsumer, PollResponder):
 
     async def handshake(self) -> None:
         if self.runtime.member.draining:  # shutting down: a load balancer or the client tries another process
+            self.refused("shutting_down")
             await self.respond(SHUTTING_DOWN.status, SHUTTING_DOWN.body, JSON, (b"retry-after", b"0"))
             return
         session = self.endpoint.create(Transport.POLLING, self.client_request())
@@ -115,7 +128,7 @@ class PollingConsumer(EngineConsumer, PollResponder):
             await self.respond(BAD_REQUEST.status, self.refuse_host(None).body, JSON)
             return
         if not origin_allowed(request.origin, self.endpoint.allowed_origins, scheme=request.scheme, host=request.host):
-            await self.refuse(FORBIDDEN, None)
+            await self.refuse(FORBIDDEN, None, "origin")
             return
         headers = dict(self.scope.get("headers", ()))
         requested = headers.get(b"access-control-request-headers")
@@ -127,13 +140,14 @@ class PollingConsumer(EngineConsumer, PollResponder):
         )
         await self.respond(204, b"")
 
-    async def refuse(self, refusal: Refusal, sid: str | None) -> None:
-        self.log_refusal(refusal, sid)
+    async def refuse(self, refusal: Refusal, sid: str | None, reason: str) -> None:
+        self.log_refusal(refusal, sid, reason=reason)
         await self.respond(refusal.status, refusal.body, JSON)
 
     async def too_large(self) -> None:
         sid = self.engine_request(self.scope["method"], websocket=False).query.get("sid")
         session = self.endpoint.sessions.get(sid) if sid else None
+        self.refused("payload_too_large")
         throttled(
             logger,
             logging.WARNING,
@@ -154,6 +168,8 @@ class PollingConsumer(EngineConsumer, PollResponder):
         threshold = self.endpoint.http_compression_threshold
         if compress and status == 200 and threshold is not None and len(body) >= threshold:
             body, headers = await self.compressed(body, headers)
+        bytes_out = self.metrics.bytes_out
+        bytes_out["polling"] += len(body)
         try:
             await self.send({"type": "http.response.start", "status": status, "headers": [*headers, *self.cors]})
             await self.send({"type": "http.response.body", "body": body})

@@ -18,17 +18,23 @@ class EngineRouter:
     connection (``URLRouter`` keeps two frames and a copy of the scope).
     """
 
-    def __init__(self, application: Any, routes: dict[str, Endpoint]) -> None:
+    def __init__(self, application: Any, routes: dict[str, Endpoint], http: dict[str, Any] | None = None) -> None:
         self.application = application
         self.routes = routes
+        self.http = http or {}  # path -> ASGI app answering plain HTTP there (probes, the scrape: probes.py)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http" or kind == "websocket":
-            endpoint = self.routes.get(_relative_path(scope))
+            path = _relative_path(scope)
+            endpoint = self.routes.get(path)
             if endpoint is not None:
                 consumer = PollingConsumer(endpoint) if kind == "http" else WebSocketConsumer(endpoint)
                 return await consumer(scope, receive, send)
+            if kind == "http" and self.http:
+                app = self.http.get(path.rstrip("/"))
+                if app is not None:
+                    return await app(scope, receive, send)  # type: ignore[no-any-return]
         return await self.application(scope, receive, send)  # type: ignore[no-any-return]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from ..exchange import SHUTTING_DOWN
 from ..logs import throttled
 from ..protocol.engine import Transport
-from ..protocol.http import SESSION_ID_UNKNOWN
+from ..protocol.http import SESSION_ID_UNKNOWN, Request
 from ..relays import Route
 from ..sessions import Session
 from .base import EngineConsumer
@@ -36,20 +36,30 @@ class WebSocketConsumer(EngineConsumer):
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         request = self.engine_request("GET", websocket=True)
+        if "sid" not in request.query and self.runtime.tracing.enabled:
+            with self.handshake_span("websocket") as span:
+                await self.open(request)
+                span.set_attribute("realtime.outcome", self.refused_for or "accepted")
+            return
+        await self.open(request)
+
+    async def open(self, request: Request) -> None:
         refusal = await self.admit(request)  # logs its own line
         sid = request.query.get("sid")
         relayed = False
         if refusal is None and sid is not None and sid not in self.endpoint.sessions:
             route = await self.runtime.relays.route(sid)
             if route is Route.NOWHERE:  # logged, rate-limited, by route()
+                self.refused("session_unknown")
                 await self.send({"type": "websocket.close", "code": 1008})
                 return
             relayed = route is Route.FORWARD
             if not relayed:
                 refusal = SESSION_ID_UNKNOWN
-                self.log_refusal(refusal, sid)
+                self.log_refusal(refusal, sid, reason="session_unknown")
         if refusal is None and sid is None and self.runtime.member.draining:
             refusal = SHUTTING_DOWN  # a load balancer or the client tries another process
+            self.refused("shutting_down")
         if refusal is not None:
             await self.send({"type": "websocket.close", "code": 1008})  # before accept: daphne answers 403
             return
@@ -92,7 +102,10 @@ class WebSocketConsumer(EngineConsumer):
         frame = message.get("text")
         if frame is None:
             frame = message.get("bytes") or b""
-        if _size(frame) > self.endpoint.config.max_payload:
+        size = _size(frame)
+        bytes_in = self.metrics.bytes_in
+        bytes_in["websocket"] += size
+        if size > self.endpoint.config.max_payload:
             await self.too_large()
         elif self.relay_id is not None:
             await self.runtime.relays.relay_in(self.relayed_sid, self.relay_id, frame)
@@ -101,6 +114,7 @@ class WebSocketConsumer(EngineConsumer):
 
     async def too_large(self) -> None:
         """A frame over MAX_PAYLOAD ends the session; the client sees close code 1009."""
+        self.refused("payload_too_large")
         throttled(
             logger,
             logging.WARNING,
@@ -145,6 +159,8 @@ class WebSocketConsumer(EngineConsumer):
         await self._send_frame(frame)
 
     async def _send_frame(self, frame: str | bytes) -> None:
+        bytes_out = self.metrics.bytes_out
+        bytes_out["websocket"] += _size(frame)
         try:
             if isinstance(frame, str):
                 await self.base_send({"type": "websocket.send", "text": frame})

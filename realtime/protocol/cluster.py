@@ -14,7 +14,11 @@ Wire rules (what channels-redis's msgpack and the in-memory layer both keep):
 - every message carries ``"origin"``, the sender's process key; a request also
   carries ``"request_id"`` and ``"reply_to"`` (the key to answer), and its
   answer is a ``realtime.reply`` quoting that request_id (``Envelope``);
-- keys a receiver does not know are ignored, so a newer process may add one.
+- keys a receiver does not know are ignored, so a newer process may add one;
+  a field with a default may be missing (an older process does not send it),
+  and decodes as its default;
+- an envelope may carry ``"trace"``, the W3C ``traceparent`` of the span that
+  sent it (REALTIME["TRACING"]), so the receiver's span joins the sender's trace.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ JSON: TypeAlias = Any
 """User data (event args, a reply's body): the layer carries it, nothing here looks inside."""
 
 T = TypeVar("T")
+
+# A W3C traceparent is 55 characters; anything much longer is not one.
+MAX_TRACEPARENT = 128
 
 
 class MalformedMessage(ProtocolError):
@@ -299,6 +306,8 @@ class Envelope:
     message: Message
     request_id: str | None = None
     reply_to: str | None = None
+    # the sender's W3C traceparent (REALTIME["TRACING"]): the receiver's span is its child
+    trace: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if (self.request_id is None) != (self.reply_to is None):
@@ -410,22 +419,47 @@ _CODECS: dict[object, tuple[_Decode, _Encode | None, str]] = {
     tuple[tuple[str, str | None], ...]: (_expiries, dict, "a dict of str to str or None"),
     JSON: (_same, None, "anything"),
 }
-_Field = tuple[str, str, _Decode, _Encode | None, str]  # name, wire key, decode, encode, what it must be
+# name, wire key, decode, encode, what it must be, the default (_REQUIRED: none, the key must be there)
+_Field = tuple[str, str, _Decode, _Encode | None, str, Any]
+_REQUIRED = object()
 
 
 def _fields(cls: type) -> tuple[_Field, ...]:
     hints = typing.get_type_hints(cls)
-    return tuple((f.name, f.metadata.get("wire", f.name), *_CODECS[hints[f.name]]) for f in dataclasses.fields(cls))
+    return tuple(
+        (
+            f.name,
+            f.metadata.get("wire", f.name),
+            *_CODECS[hints[f.name]],
+            _REQUIRED if f.default is dataclasses.MISSING else f.default,
+        )
+        for f in dataclasses.fields(cls)
+    )
 
 
 def _decoder(cls: Callable[..., T], fields: tuple[_Field, ...], label: str) -> Callable[[dict[str, Any]], T]:
-    """A decoder for one class, so that decoding one message costs a lookup and a check per field."""
-    plan = tuple((key, decode) for _, key, decode, _, _ in fields)
+    """A decoder for one class, so that decoding one message costs a lookup and a check per field.
+
+    A field with a default may be missing: a process of the previous release, still running
+    during a rolling restart, does not send the fields added since.
+    """
+    plan = tuple((key, decode, default) for _, key, decode, _, _, default in fields)
+    required = tuple(key for key, _, default in plan if default is _REQUIRED)
 
     def decode(raw: dict[str, Any]) -> T:
         try:
-            return cls(*[convert(raw[key]) for key, convert in plan])
-        except (KeyError, _Wrong):
+            return cls(*[convert(raw[key]) for key, convert, _ in plan])
+        except KeyError:
+            if all(key in raw for key in required):
+                return decode_with_defaults(raw)
+            raise MalformedMessage(_diagnosis(label, fields, raw)) from None
+        except _Wrong:
+            raise MalformedMessage(_diagnosis(label, fields, raw)) from None
+
+    def decode_with_defaults(raw: dict[str, Any]) -> T:
+        try:
+            return cls(*[convert(raw[key]) if key in raw else default for key, convert, default in plan])
+        except _Wrong:
             raise MalformedMessage(_diagnosis(label, fields, raw)) from None
 
     return decode
@@ -433,7 +467,9 @@ def _decoder(cls: Callable[..., T], fields: tuple[_Field, ...], label: str) -> C
 
 def _diagnosis(label: str, fields: tuple[_Field, ...], raw: dict[str, Any]) -> str:
     """The first bad field, found again on the slow path so that the fast one need not keep track."""
-    for _, key, decode, _, expected in fields:
+    for _, key, decode, _, expected, default in fields:
+        if key not in raw and default is not _REQUIRED:
+            continue
         if key not in raw:
             return f"{label}: {key!r} is missing"
         try:
@@ -444,7 +480,7 @@ def _diagnosis(label: str, fields: tuple[_Field, ...], raw: dict[str, Any]) -> s
 
 
 def _encoder(fields: tuple[_Field, ...], head: Mapping[str, Any]) -> Callable[[Any], dict[str, Any]]:
-    plan = tuple((name, key, encode) for name, key, _, encode, _ in fields)
+    plan = tuple((name, key, encode) for name, key, _, encode, _, _ in fields)
 
     def encode(value: Any) -> dict[str, Any]:
         wire = dict(head)
@@ -514,6 +550,8 @@ def encode(envelope: Envelope) -> dict[str, Any]:
     if envelope.reply_to is not None:
         wire["request_id"] = envelope.request_id
         wire["reply_to"] = envelope.reply_to
+    if envelope.trace is not None:
+        wire["trace"] = envelope.trace
     return wire
 
 
@@ -533,13 +571,16 @@ def decode(raw: object) -> Envelope:
     origin = raw.get("origin")
     if not isinstance(origin, str):
         raise MalformedMessage(f"{kind}: 'origin' must be a str" if "origin" in raw else f"{kind}: 'origin' is missing")
+    trace = raw.get("trace")
+    if trace is not None and not (isinstance(trace, str) and len(trace) <= MAX_TRACEPARENT):
+        trace = None  # a trace context is a hint: an unusable one is ignored, the message is not refused
     if isinstance(message, Reply):
         if "reply_to" in raw:
             raise MalformedMessage(f"{kind}: a reply has no 'reply_to'")
-        return Envelope(origin, message)
+        return Envelope(origin, message, trace=trace)
     if "reply_to" not in raw and "request_id" not in raw:
-        return Envelope(origin, message)
+        return Envelope(origin, message, trace=trace)
     request_id, reply_to = raw.get("request_id"), raw.get("reply_to")
     if isinstance(request_id, str) and isinstance(reply_to, str):
-        return Envelope(origin, message, request_id, reply_to)
+        return Envelope(origin, message, request_id, reply_to, trace)
     raise MalformedMessage(f"{kind}: a request needs both 'request_id' and 'reply_to', each a str")

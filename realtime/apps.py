@@ -19,7 +19,7 @@ class RealtimeConfig(AppConfig):
         from .server import start_runtime
 
         runtime = install(start_runtime())
-        self.registry = Registry(runtime.member.info())
+        self.registry = Registry(runtime.member.info(), runtime.metrics)
         runtime.on_serving(start_metrics)
         install_admin_ui()
         runtime.member.install_log_filter()  # one channels-redis ERROR per Redis outage, not one a second

@@ -36,7 +36,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from .conf import realtime_settings
 from .metrics import CATALOGUE, Spec
@@ -46,7 +46,10 @@ from .runtime import Runtime, current
 logger = logging.getLogger("realtime.metrics")
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# What generate_latest writes: the classic text format. Not CONTENT_TYPE_LATEST, which since
+# prometheus-client 0.22 says version=1.0.0, a format negotiated through the scraper's Accept header
+# (escaping=...) that generate_latest's default output is not; prometheus_client's own handlers say 0.0.4.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 # How a gauge of several gunicorn workers adds up (prometheus_client's multiprocess modes): counts of
 # sessions and queues are summed over the live workers; "ready" and "layer up" hold only if they hold
@@ -157,12 +160,15 @@ class Exporter:
             self._flusher = asyncio.get_running_loop().create_task(self._flush(interval))
 
     async def _flush(self, interval: float) -> None:
+        # a copy at once, then one per interval: until its first copy, a worker's files hold
+        # prometheus_client's initial 0 for "ready" and "layer up", and their livemin would make
+        # every scrape of the whole server read "not ready" for the first interval of each new worker
         while True:
-            await asyncio.sleep(interval)
             try:
                 self.sync()
             except Exception:  # never let the metrics take the process down
                 logger.exception("copying the metrics to %s failed", os.environ.get(MULTIPROCESS_ENV))
+            await asyncio.sleep(interval)
 
 
 def process_exporter() -> Exporter:

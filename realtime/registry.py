@@ -37,6 +37,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .conf import realtime_settings
+from .metrics import Metrics
 from .models import AccessToken, Connection, Sample, ServerProcess
 from .namespaces import Socket
 from .protocol.cluster import PeerInfo
@@ -59,33 +60,27 @@ class Entry:
     __slots__ = (
         "activity",
         "activity_written",
-        "counters",
         "rooms",
         "seen_in",
-        "seen_out",
         "socket",
         "submitted",
         "transport",
     )
 
-    def __init__(self, socket: Socket, counters: Counters) -> None:
+    def __init__(self, socket: Socket) -> None:
         self.socket = socket
-        self.counters = counters
         self.submitted = False
         self.rooms: tuple[str, ...] = ()  # a tuple: 48 bytes where a set copy would cost 216
         self.transport = ""
         self.activity = self.activity_written = time.time()
-        self.seen_in = self.seen_out = 0
+        self.seen_in = 0
 
     def absorb(self, now: float) -> None:
-        """Fold the socket's message counts since the last look into the totals (and its activity)."""
-        socket = self.socket
-        received, sent = socket.messages_in - self.seen_in, socket.messages_out - self.seen_out
-        if received:
+        """The socket's last activity: now, if it sent something since the last look."""
+        received = self.socket.messages_in
+        if received != self.seen_in:
             self.activity = now
-            self.counters.messages_in += received
-        self.counters.messages_out += sent
-        self.seen_in, self.seen_out = socket.messages_in, socket.messages_out
+            self.seen_in = received
 
     def current_transport(self) -> str:
         return self.socket.session.transport.value
@@ -126,14 +121,6 @@ class Entry:
 
 
 @dataclass
-class Counters:
-    """Events in and out of this process's sockets since it started (the samples take differences)."""
-
-    messages_in: int = 0
-    messages_out: int = 0
-
-
-@dataclass
 class Batch:
     """One write: everything the thread needs, as plain values."""
 
@@ -151,12 +138,14 @@ class Batch:
 class Registry:
     """This process's live sockets on their way to the database (the app config holds the one of a process)."""
 
-    def __init__(self, process: PeerInfo) -> None:
+    def __init__(self, process: PeerInfo, metrics: Metrics | None = None) -> None:
         self.process = process
+        # the runtime's counters (realtime.metrics): the dashboard's samples are differences of the
+        # same numbers Prometheus reads, not a second count of their own
+        self.metrics = metrics or Metrics()
         self.entries: dict[str, Entry] = {}
         self.removed: set[str] = set()
         self.tokens_used: set[Any] = set()
-        self.counters = Counters()
         self.resync = True
         self.healthy = True
         self.failures = 0
@@ -168,7 +157,7 @@ class Registry:
 
     # -- called by the receivers, on the event loop ----------------------------------------
     def connected(self, socket: Socket) -> None:
-        entry = Entry(socket, self.counters)
+        entry = Entry(socket)
         self.entries[socket.id] = entry
         if isinstance(socket.credential, AccessToken):
             self.tokens_used.add(socket.credential.pk)
@@ -176,8 +165,6 @@ class Registry:
 
     def disconnected(self, socket: Socket) -> None:
         entry = self.entries.pop(socket.id, None)
-        if entry is not None:
-            entry.absorb(time.time())
         if entry is not None and entry.submitted:
             self.removed.add(socket.id)
 
@@ -255,7 +242,7 @@ class Registry:
         previous, self._bucket = self._bucket, bucket
         if previous == 0:
             return None  # this process's first bucket: its messages count in the next sample
-        totals = (self.counters.messages_in, self.counters.messages_out)
+        totals = self.metrics.messages()
         (last_in, last_out), self._totals = self._totals, totals
         return {
             "server": self.process.key,

@@ -40,6 +40,17 @@ def test_the_defaults_pass(settings):
         ({"ADMIN_UI": {"NAMESPACE": "admin"}}, ["realtime.E011"]),
         ({"ADMIN_UI": {"PASSWORD": "secret"}}, ["realtime.E011"]),
         ({"ADMIN_UI": {"SESSION_TTL": 0}}, ["realtime.E011"]),
+        ({"METRICS": "yes"}, ["realtime.E008"]),
+        ({"TRACING": 1}, ["realtime.E008"]),
+        ({"READINESS_REQUIRES_LAYER": None}, ["realtime.E008"]),
+        ({"METRICS_FLUSH_INTERVAL": 0}, ["realtime.E002"]),
+        ({"METRICS_ALLOWED_IPS": "127.0.0.1"}, ["realtime.E014"]),
+        ({"METRICS_ALLOWED_IPS": ["127.0.0.1", "localhost"]}, ["realtime.E014"]),
+        ({"METRICS_ALLOWED_IPS": ["10.0.0.0/33"]}, ["realtime.E014"]),
+        ({"METRICS_PATH": "/metrics"}, ["realtime.E015"]),
+        ({"LIVENESS_PATH": ""}, ["realtime.E015"]),
+        ({"READINESS_PATH": "socket.io"}, ["realtime.E015"]),
+        ({"LIVENESS_PATH": "probe", "READINESS_PATH": "probe"}, ["realtime.E015"]),
     ],
 )
 def test_bad_values_are_reported(settings, value, expected):
@@ -58,8 +69,23 @@ def test_good_values_pass(settings):
         "LOG_RATE_LINES": 5,
         "LOG_RATE_INTERVAL": 1_000,
         "ADMIN_UI": {"NAMESPACE": "/ops-ui", "READONLY": True, "EVENTS": False, "SESSION_TTL": 3_600_000},
+        "METRICS_PATH": "metrics",
+        "LIVENESS_PATH": "healthz",
+        "READINESS_PATH": "ops/ready",
+        "METRICS_ALLOWED_IPS": ["127.0.0.1", "::1", "10.0.0.0/8", "fd00::/8"],
+        "TRACING": True,
+        "READINESS_REQUIRES_LAYER": True,
     }
     assert ids(run_checks()) == []
+
+
+def test_tracing_without_opentelemetry_names_the_extra(settings, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", None)  # as if opentelemetry-api were not installed
+    settings.REALTIME = {"TRACING": True}
+    (error,) = [m for m in run_checks() if m.id == "realtime.E016"]
+    assert "opentelemetry-api" in error.msg and "[otel]" in error.hint
 
 
 def test_star_origin_warns_that_it_lets_any_site_in(settings):

@@ -62,9 +62,7 @@ class Readiness:
 class Scrape:
     """Prometheus's scrape, for the addresses REALTIME["METRICS_ALLOWED_IPS"] lists (403 for the rest)."""
 
-    def __init__(
-        self, scrape: Callable[[], Awaitable[bytes]], content_type: str, allow: Sequence[IPNetwork]
-    ) -> None:
+    def __init__(self, scrape: Callable[[], Awaitable[bytes]], content_type: str, allow: Sequence[IPNetwork]) -> None:
         self.scrape = scrape
         self.content_type = content_type.encode("latin-1")
         self.allow = allow

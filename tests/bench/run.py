@@ -61,7 +61,9 @@ def pin(core: int) -> list[str]:
 class Server:
     """One server process (``taskset`` execs it, so the Popen pid is the server's own)."""
 
-    def __init__(self, app: str, asgi_server: str, env: dict[str, str] | None = None, core: int = 0) -> None:
+    def __init__(
+        self, app: str, asgi_server: str, env: dict[str, str] | None = None, core: int = 0, cwd: Path = ROOT
+    ) -> None:
         self.port = free_port()
         if app == NODE:
             command = ["node", str(HERE / "node_server.mjs"), str(self.port)]
@@ -88,7 +90,7 @@ class Server:
             ]
         full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.bench.settings", **(env or {})}
         self.process = subprocess.Popen(
-            pin(core) + command, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            pin(core) + command, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -358,6 +360,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs, no 5,000-receiver cases")
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--no-node", action="store_true")
+    parser.add_argument("--no-metrics-cost", action="store_true", help="skip the metrics on/off comparison")
+    parser.add_argument("--metrics-only", action="store_true", help="only the metrics on/off comparison")
+    parser.add_argument("--baseline", help="a commit to measure beside the metrics on/off runs (e.g. one before them)")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.bench.settings"}
@@ -365,6 +370,15 @@ def main() -> None:
     results: dict = {}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     servers = args.servers.split(",")
+    metrics_cost = ""
+    if not args.no_metrics_cost:
+        from tests.bench import metrics_cost as cost
+
+        metrics_cost = cost.measure(servers, max(args.rounds, 3), args.baseline)
+        (RESULTS / "metrics-cost.md").write_text(f"Measured {started}, `make bench`.\n\n{metrics_cost}")
+        print(metrics_cost)
+        if args.metrics_only:
+            return
     for round_number in range(args.rounds):
         print(f"round {round_number + 1}/{args.rounds}", flush=True)
         run_round(servers, args.quick, results, node=not args.no_node)

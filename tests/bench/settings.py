@@ -23,6 +23,8 @@ REALTIME = {
     "MAX_CONNECTIONS_PER_IP": 100_000,
     "HANDSHAKE_RATE_PER_IP": None,
 }
+# tests/bench/metrics_cost.py runs realtime with its metrics on and off
+REALTIME["METRICS"] = os.environ.get("REALTIME_BENCH_METRICS", "1") == "1"
 if os.environ.get("REDIS_URL"):
     REALTIME["HEARTBEAT_INTERVAL"] = 1_000
 LOGGING = {

@@ -21,13 +21,13 @@ exporter builds its metrics from it and the README's table is checked against it
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 OTHER = "other"
 
 # Seconds; a handler is often well under a millisecond, an ack round trip a few milliseconds.
-HANDLER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+HANDLER_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # realtime_refusals_total{reason}: every way a request, a CONNECT or an event is turned away.
@@ -58,6 +58,9 @@ REFUSAL_REASONS = (
     "event_refused",  # packet middleware or the handler raised EventRefused
     "strikes",  # a socket refused RATE_LIMIT_STRIKES times in 10 s, disconnected
 )
+
+# realtime_cluster_messages_dropped_total{reason}
+DROP_REASONS = ("outage", "queue_full", "send_failed")
 
 
 @dataclass(frozen=True)
@@ -186,8 +189,10 @@ class Metrics:
     def __init__(self, timed: bool = True) -> None:
         # REALTIME["METRICS"]: False leaves handler and ack timings out (the only counting that reads a clock)
         self.timed = timed
-        self.handshakes: dict[str, int] = {}
-        self.refusals: dict[str, int] = {}
+        # series that exist before their first count: Prometheus's rate() sees no jump from "absent"
+        # to N, so a fixed label set starts at 0 (and a namespace's, when it is first used: label_namespace)
+        self.handshakes: dict[str, int] = {"polling": 0, "websocket": 0}
+        self.refusals: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
         self.disconnects: dict[str, int] = {}
         self.connects: dict[str, int] = {}
         self.events: dict[tuple[str, str], EventStats] = {}
@@ -201,10 +206,10 @@ class Metrics:
         self.bytes_out: dict[str, int] = {"polling": 0, "websocket": 0}
         self.published: dict[str, int] = {}
         self.received: dict[str, int] = {}
-        self.dropped: dict[str, int] = {}
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.layer_errors = 0
         self.reconnects = 0
-        self.forwarded: dict[str, int] = {}
+        self.forwarded: dict[str, int] = {"poll": 0, "websocket": 0}
         self.recovery_saved = 0
         self.recovery_restored = 0
         self.recovery_expired = 0
@@ -231,6 +236,14 @@ class Metrics:
 
     def namespace_label(self, name: str) -> str:
         return self.namespace_labels.get(name, name)
+
+    def label_namespace(self, name: str, label: str, events: Iterable[str]) -> None:
+        """A namespace is first used: its label, and its series at 0 (its declared events' and ``other``)."""
+        self.namespace_labels[name] = label
+        for table in (self.connects, self.broadcasts, self.deliveries, self.volatile_dropped, self.ack_timeouts):
+            table.setdefault(label, 0)
+        for event in (*events, OTHER):
+            self.event(label, event)
 
     # -- reading --------------------------------------------------------------------------------
     def counters(self) -> Iterator[tuple[str, tuple[str, ...], float]]:
@@ -265,7 +278,7 @@ class Metrics:
 
     def histograms(self) -> Iterator[tuple[str, tuple[str, ...], Histogram]]:
         for (namespace, event), stats in list(self.events.items()):
-            if stats.duration.total or any(stats.duration.counts):
+            if event != OTHER:  # nothing runs for an event without a handler: nothing to time
                 yield "realtime_handler_duration_seconds", (namespace, event), stats.duration
         for namespace, histogram in list(self.ack_rtt.items()):
             yield "realtime_emit_with_ack_duration_seconds", (namespace,), histogram

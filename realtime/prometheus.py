@@ -104,9 +104,12 @@ class Exporter:
         counted = self._counted
         for name, labels, value in counts.counters():
             key = (name, labels)
-            increase = value - counted.get(key, 0)
-            if increase > 0:
-                self._child(name, labels).inc(increase)
+            before = counted.get(key)
+            if before is None:  # a new series, at 0 if nothing was counted yet: rate() sees its first jump
+                self._child(name, labels).inc(value)
+                counted[key] = value
+            elif value > before:
+                self._child(name, labels).inc(value - before)
                 counted[key] = value
         for name, labels, histogram in counts.histograms():
             self._sync_histogram(name, labels, histogram)
@@ -118,7 +121,7 @@ class Exporter:
         key = (name, labels)
         before, total = self._buckets.get(key, ([0] * len(histogram.counts), 0.0))
         now = list(histogram.counts)
-        if now == before:
+        if now == before and key in self._buckets:
             return
         child = self._child(name, labels)
         for index, (old, new) in enumerate(zip(before, now, strict=True)):

@@ -1,7 +1,7 @@
 """Client addresses behind a proxy: noticing a proxy whose forwarded address nobody applies, and allow-lists.
 
 realtime reads a client's address where Django does, from the ASGI server
-(``scope["client"]``): the server is the one that knows which proxy it may
+(the scope's ``client``): the server is the one that knows which proxy it may
 believe, and it rewrites the address from ``X-Forwarded-For`` when told to
 (daphne ``--proxy-headers``, uvicorn and gunicorn ``--forwarded-allow-ips``).
 When it is not told, every client behind the proxy arrives with the proxy's

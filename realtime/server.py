@@ -142,7 +142,8 @@ class Server:
         instance.runtime = self.runtime
         self.instances[name] = instance
         # the metrics' label: a dynamic namespace's instances (/team-1, /team-2, ...) share their class's
-        (self.runtime or current()).metrics.namespace_labels[name] = namespace_label(type(instance), name)
+        metrics = (self.runtime or current()).metrics
+        metrics.label_namespace(name, namespace_label(type(instance), name), instance._events)
         return instance
 
     def of(self, namespace: str) -> BroadcastOperator:

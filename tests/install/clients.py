@@ -23,31 +23,57 @@ PYTHON_TRANSPORTS = {"polling": ["polling"], "websocket": ["websocket"], "upgrad
 
 
 class PythonChat:
-    """A python-socketio AsyncClient on /chat whose events land in a queue."""
+    """A python-socketio AsyncClient on /chat whose events land in a queue.
 
-    def __init__(self, cafile: str | None = None) -> None:
+    ``source``: the local address its connections are made from (any of 127.0.0.0/8 on Linux),
+    so that one test process can be many clients as a server behind a proxy sees them.
+    """
+
+    def __init__(self, cafile: str | None = None, source: str | None = None) -> None:
         self.cafile = cafile
+        self.source = source
         self.http: aiohttp.ClientSession | None = None
         self.client: socketio.AsyncClient | None = None
         self.events: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue()
 
-    async def connect(self, url: str, transport: str, room: str) -> PythonChat:
-        context = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
-        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context) if context else None)
+    async def connect(self, url: str, transport: str, room: str, headers: dict[str, str] | None = None) -> PythonChat:
+        """Connect to /chat and join ``room``; closed again if either fails."""
+        options: dict[str, Any] = {}
+        if self.cafile:
+            options["ssl"] = ssl.create_default_context(cafile=self.cafile)
+        if self.source:
+            options["local_addr"] = (self.source, 0)
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(**options) if options else None)
         self.client = socketio.AsyncClient(reconnection=False, http_session=self.http)
 
         async def anything(event: str, *args: Any) -> None:
             self.events.put_nowait((event, args))
 
         self.client.on("*", anything, namespace="/chat")
-        await self.client.connect(url, namespaces=["/chat"], transports=PYTHON_TRANSPORTS[transport], wait_timeout=10)
-        assert await self.client.call("join", room, namespace="/chat", timeout=10) == {"joined": room}
+        try:
+            await self.client.connect(
+                url,
+                headers=headers or {},
+                namespaces=["/chat"],
+                transports=PYTHON_TRANSPORTS[transport],
+                wait_timeout=10,
+            )
+            assert await self.client.call("join", room, namespace="/chat", timeout=10) == {"joined": room}
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     @property
     def sid(self) -> str:
         assert self.client is not None
         return self.client.eio.sid
+
+    @property
+    def socket_id(self) -> str:
+        """The id of its socket on /chat (the registry's ``Connection.socket_id``)."""
+        assert self.client is not None
+        return self.client.get_sid("/chat")
 
     async def next_event(self, name: str, timeout: float = 10) -> tuple[Any, ...]:
         async with asyncio.timeout(timeout):

@@ -1,6 +1,8 @@
 """The project's URLs plus views the cluster tests call."""
 
 import json
+import logging
+import time
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
@@ -27,7 +29,15 @@ def sockets_view(request: HttpRequest) -> JsonResponse:
     )
 
 
+def slow_view(request: HttpRequest) -> JsonResponse:
+    """A view that takes its time (a report, an upload): in flight when a test sends SIGTERM."""
+    logging.getLogger("realtime.tests").info("slow view started")
+    time.sleep(float(request.GET.get("seconds", "1")))  # the server's work, not the test's synchronisation
+    return JsonResponse({"slept": True})
+
+
 urlpatterns = [
+    path("test/slow/", slow_view),
     path("test/emit/", emit_view),
     path("test/sockets/", sockets_view),
     # realtime's operator views, mounted as a site would (the router also answers /healthz, /readyz, /metrics)

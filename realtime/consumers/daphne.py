@@ -14,10 +14,11 @@ client waits for it forever. We send it.
 
 Other ASGI servers (uvicorn) need neither.
 
-3. Shutdown. On SIGTERM daphne runs our ``drain`` before it stops listening.
-Twisted then drops every connection left (``reactor.disconnectAll``) without
-sending what is still buffered for it, so ``drain`` stops listening itself and
-waits until every HTTP request it took has been answered and the answer sent.
+3. Shutdown. On SIGTERM daphne runs our ``drain`` (in place of its own step that
+cancels every running application at once) before it stops listening. Twisted
+then drops every connection left (``reactor.disconnectAll``) without sending
+what is still buffered for it, so ``drain`` stops listening itself and waits
+until every HTTP request it took has been answered and the answer sent.
 """
 
 from __future__ import annotations
@@ -159,19 +160,52 @@ async def close_listeners(deadline: float) -> bool:
 
 
 def close_sessions_on_shutdown() -> None:
-    """When daphne stops (SIGTERM, SIGINT), drain first: see ``drain``.
+    """When daphne stops (SIGTERM, SIGINT), drain first, then end what is left: see ``drain``.
 
-    Only under daphne, whose CLI installs Twisted's asyncio reactor before it
-    loads the application; elsewhere (manage.py, Celery, tests) importing the
-    reactor here would install the wrong one.
+    daphne's own shutdown step, ``Server.kill_all_applications``, cancels every application
+    instance running at that moment, in the same phase as a trigger of ours would start the
+    drain: a probe, a scrape or a Django view in flight at SIGTERM would be cancelled unanswered
+    (its client sees the connection drop after the whole grace), and it reads a key daphne
+    deletes for finished instances, so it can raise and leave the rest. So the step is replaced:
+    it drains (requests in flight are answered meanwhile), then cancels only what still runs.
+
+    Only under daphne, whose CLI installs Twisted's asyncio reactor before it loads the
+    application (before its Server registers that step, so the replacement is what it registers);
+    elsewhere (manage.py, Celery, tests) importing the reactor here would install the wrong one.
     """
     reactor = sys.modules.get("twisted.internet.reactor")
     if reactor is None or type(reactor).__name__ != "AsyncioSelectorReactor":
         return
-    from twisted.internet import defer
+    try:
+        from daphne.server import Server
+    except ImportError:  # pragma: no cover - daphne's reactor without daphne's server
+        return
+    if getattr(Server.kill_all_applications, "_realtime", False):
+        return
 
-    def before_shutdown() -> Any:
+    def drain_then_kill(self: Any) -> Any:
+        from twisted.internet import defer
+
         grace = realtime_settings()["SHUTDOWN_GRACE"] / 1000
-        return defer.Deferred.fromFuture(asyncio.ensure_future(drain(grace)))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(_drain_then_cancel(self, grace)))
 
-    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+    drain_then_kill._realtime = True  # type: ignore[attr-defined]
+    Server.kill_all_applications = drain_then_kill
+
+
+async def _drain_then_cancel(server: Any, grace: float) -> None:
+    """``drain``, then cancel the application instances still running (WebSockets left, mostly)."""
+    try:
+        await drain(grace)
+    except Exception:
+        logger.exception("shutting down: the drain failed; ending every connection")
+    running = [
+        instance
+        for details in list(server.connections.values())
+        if (instance := details.get("application_instance")) is not None and not instance.done()
+    ]
+    for instance in running:
+        instance.cancel()
+    if running:
+        logger.info("shut down: %d application instances still running were cancelled", len(running))
+        await asyncio.gather(*running, return_exceptions=True)

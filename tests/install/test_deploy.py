@@ -549,8 +549,7 @@ async def test_probes_and_metrics_as_the_recipe_serves_them(proxied):
     for server in proxied.servers:  # each process answered each path itself (its access log says so)
         log = server.log()
         assert all(re.search(rf'"GET {path}(?: HTTP/1\.1)?" 200', log) for path in ("/readyz", "/healthz", "/metrics"))
-    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
-    async with aiohttp.ClientSession(connector=connector) as outsider:
-        async with outsider.get(f"{proxied.http}/metrics") as refused:
-            assert refused.status == 403
-            assert "METRICS_ALLOWED_IPS" in await refused.text()
+    outsider = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0)))
+    async with outsider, outsider.get(f"{proxied.http}/metrics") as refused:
+        assert refused.status == 403
+        assert "METRICS_ALLOWED_IPS" in await refused.text()

@@ -18,6 +18,7 @@ answers, or for their timeout, whichever comes first.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import os
@@ -256,7 +257,11 @@ class ClusterMember:
 
     # -- lifecycle ----------------------------------------------------------------
     async def start(self, serving: bool = False) -> None:
-        """Listen on this process's channel; ``serving`` also joins the peers and heartbeats."""
+        """Listen on this process's channel; ``serving`` also joins the peers and heartbeats.
+
+        The first request starts the process's tasks; each gets an empty context of its own, so they
+        carry nothing of that request's (an OpenTelemetry span current there would otherwise be the
+        parent of every delivery this process ever makes)."""
         if not self.clustered:
             self.serving = self.serving or serving
             return
@@ -269,7 +274,7 @@ class ClusterMember:
                 if subscribe is not None:
                     await subscribe(self.channel)
                 loop = asyncio.get_running_loop()
-                self._tasks.append(loop.create_task(self._receive()))
+                self._tasks.append(loop.create_task(self._receive(), context=contextvars.Context()))
             if serving and not self.serving:
                 settings = realtime_settings()
                 self.heartbeat_interval = settings["HEARTBEAT_INTERVAL"] / 1000
@@ -280,8 +285,11 @@ class ClusterMember:
                 await self._heartbeat(hello=True)  # the peers answer at once: we know them in one round trip
                 self._outbox = asyncio.Queue()
                 loop = asyncio.get_running_loop()
-                self._heartbeat_task = loop.create_task(self._heartbeats())
-                self._tasks += [self._heartbeat_task, loop.create_task(self._send_loop())]
+                self._heartbeat_task = loop.create_task(self._heartbeats(), context=contextvars.Context())
+                self._tasks += [
+                    self._heartbeat_task,
+                    loop.create_task(self._send_loop(), context=contextvars.Context()),
+                ]
 
     async def leave_cluster(self) -> None:
         """Shutting down: stop heartbeating and say goodbye, so peers refuse our sids at once."""

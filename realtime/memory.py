@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ctypes
 import ctypes.util
 import logging
@@ -54,7 +55,7 @@ class HeapTrimmer:
 
     def start(self) -> None:
         if self._trim is not None and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(self._trim))
+            self._task = asyncio.get_running_loop().create_task(self._run(self._trim), context=contextvars.Context())
 
     async def stop(self) -> None:
         if self._task is not None:

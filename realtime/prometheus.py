@@ -20,6 +20,7 @@ state (sessions, sockets, the cluster), histograms get each bucket's increase.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import sys
@@ -160,7 +161,7 @@ class Exporter:
                 )
             return
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush(interval))
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(interval), context=contextvars.Context())
 
     async def _flush(self, interval: float) -> None:
         # a copy at once, then one per interval: until its first copy, a worker's files hold

@@ -18,6 +18,7 @@ Packets are kept per namespace, bounded in time (the window) and in bytes
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import itertools
 import logging
@@ -329,7 +330,7 @@ class RedisStore:
         if live:
             self.live.add(state.pid)
             if self._refresher is None:
-                self._refresher = asyncio.get_running_loop().create_task(self._refresh())
+                self._refresher = asyncio.get_running_loop().create_task(self._refresh(), context=contextvars.Context())
         else:
             self.live.discard(state.pid)
 

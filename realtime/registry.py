@@ -24,6 +24,7 @@ within the heartbeat window, and a process that finds its own row reaped
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import time
@@ -172,7 +173,7 @@ class Registry:
     def _start(self) -> None:
         if self._task is None or self._task.done():
             self._executor = self._executor or ThreadPoolExecutor(1, thread_name_prefix="realtime-registry")
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
 
     async def _run(self) -> None:
         interval = realtime_settings()["REGISTRY_FLUSH_INTERVAL"] / 1000

@@ -333,7 +333,9 @@ class Client:
         if not tracing.enabled:
             await self._connect_socket(packet, NO_SPAN)
             return
-        label = self.runtime.metrics.namespace_label(packet.namespace)
+        # never the name as the client wrote it: a dynamic namespace is its pattern, an unknown one "unknown"
+        known = self.server.resolve(packet.namespace) is not None
+        label = self.runtime.metrics.namespace_label(packet.namespace) if known else "unknown"
         attributes: dict[str, AttributeValue] = {"realtime.namespace": label, "realtime.sid": self.session.sid}
         with tracing.span(f"realtime connect {label}", "server", attributes) as span:
             await self._connect_socket(packet, span)

@@ -107,8 +107,3 @@ class Tracing:
         self._propagator.inject(carrier)
         value = carrier.get("traceparent")
         return value if isinstance(value, str) else None
-
-
-def header_traceparent(headers: Mapping[str, str] | None) -> str | None:
-    """A client's own ``traceparent`` header (an instrumented browser sends one), when it has one."""
-    return headers.get("traceparent") if headers is not None else None

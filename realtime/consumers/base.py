@@ -162,7 +162,9 @@ class EngineConsumer(AsyncConsumer):  # type: ignore[misc]  # channels ships no 
     def handshake_span(self, transport: str) -> AbstractContextManager[Span]:
         """The span of a handshake (tracing on): a child of the client's own ``traceparent``, if it sent one."""
         parent = next((v.decode("latin-1") for k, v in self.scope.get("headers", ()) if k == b"traceparent"), None)
-        attributes = {"realtime.transport": transport, "realtime.eio": self.query.get("EIO", "")}
+        eio = self.query.get("EIO", "")
+        # the client's query string: only a version we know is recorded, never what a client made up
+        attributes = {"realtime.transport": transport, "realtime.eio": eio if eio in ("3", "4") else "other"}
         return self.runtime.tracing.span("realtime handshake", "server", attributes, parent)
 
     def client_request(self) -> ClientRequest:

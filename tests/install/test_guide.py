@@ -149,6 +149,8 @@ def test_the_wheel_and_sdist_hold_the_app_alone(guide_site):
         "realtime/templates/admin/realtime/dashboard.html",
         "realtime/management/commands/realtime_emit.py",
         "realtime/protocol/engineio.py",
+        "realtime/grafana/realtime.json",
+        "realtime/gunicorn.py",
     ):
         assert needed in names
     assert {n.split("/")[0] for n in names} == {"realtime", "django_realtime_socketio-0.1.0.dist-info"}

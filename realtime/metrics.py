@@ -254,13 +254,16 @@ class Metrics:
     def namespace_label(self, name: str) -> str:
         return self.namespace_labels.get(name, name)
 
-    def label_namespace(self, name: str, label: str, events: Iterable[str]) -> None:
-        """A namespace is first used: its label, and its series at 0 (its declared events' and ``other``)."""
+    def label_namespace(self, name: str, label: str, events: Iterable[str]) -> dict[str, EventStats]:
+        """A namespace is first used: its label, its series at 0, and its events' stats by event name.
+
+        The namespace instance keeps the table, so the server finds an event's stats with one dict
+        lookup (an undeclared name is not in it: the caller takes ``other``'s).
+        """
         self.namespace_labels[name] = label
         for table in (self.connects, self.broadcasts, self.deliveries, self.volatile_dropped, self.ack_timeouts):
             table.setdefault(label, 0)
-        for event in (*events, OTHER):
-            self.event(label, event)
+        return {event: self.event(label, event) for event in (*events, OTHER)}
 
     # -- reading --------------------------------------------------------------------------------
     def counters(self) -> Iterator[tuple[str, tuple[str, ...], float]]:

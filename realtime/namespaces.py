@@ -22,6 +22,7 @@ from .auth import user_key
 from .broadcast import BroadcastOperator, event_frames, recorded_event
 from .exceptions import AckTimeout, LimitExceeded
 from .limits import ClientLimits, Rate, TokenBucket
+from .metrics import EventStats
 from .policy import RoomPolicies
 from .protocol import socketio
 from .recovery import SocketState, StoredPacket
@@ -102,6 +103,8 @@ class Namespace:
 
     # None: the process's runtime; the Server that creates the instance sets its own (a test may run two)
     runtime: Runtime | None = None
+    # what the server counts per event (realtime.metrics), by event name; the Server sets it
+    event_stats: dict[str, EventStats]
 
     def __init__(self, name: str) -> None:
         self.name = name

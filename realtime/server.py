@@ -143,7 +143,7 @@ class Server:
         self.instances[name] = instance
         # the metrics' label: a dynamic namespace's instances (/team-1, /team-2, ...) share their class's
         metrics = (self.runtime or current()).metrics
-        metrics.label_namespace(name, namespace_label(type(instance), name), instance._events)
+        instance.event_stats = metrics.label_namespace(name, namespace_label(type(instance), name), instance._events)
         return instance
 
     def of(self, namespace: str) -> BroadcastOperator:
@@ -278,8 +278,10 @@ class Client:
             name = packet.data[0]
             handler = socket.nsp.handler(name)
             # counted by name only when declared: a client's made-up names all count as "other"
-            metrics = self.runtime.metrics
-            stats = metrics.event(metrics.namespace_label(socket.namespace), name if handler is not None else OTHER)
+            table = socket.nsp.event_stats
+            stats = table.get(name) if handler is not None else None
+            if stats is None:
+                stats = table[OTHER]
             stats.received += 1
             refusal = self._event_refusal(socket, packet, handler)
             if refusal is None:
@@ -527,10 +529,11 @@ class Client:
     ) -> None:
         socket.messages_in += 1
         event, *args = packet.data
-        timed = handler is not None and self.runtime.metrics.timed
+        runtime = self.runtime
+        timed = handler is not None and runtime.metrics.timed
         started = time.perf_counter() if timed else 0.0
         try:
-            if self.runtime.tracing.enabled:
+            if runtime.tracing.enabled:
                 await self._traced(socket, packet, event, args, handler, stats)
             else:
                 await self._handle(socket, packet, event, args, handler, stats)
@@ -627,7 +630,8 @@ class Client:
             logger.debug("sid=%s: no handler for %r in %s", self.session.sid, event, socket.namespace)
             if nsp.on_any is not None and packet.id is not None and socket.connected:
                 # no handler of its own: on_any's return value is the ack (Node's onAny gets the callback)
-                await self._ack(socket, packet, caught, stats)
+                stats.acks += 1
+                await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(caught), packet.id))
             return
         try:
             result = await call(handler, socket, *args)
@@ -642,12 +646,8 @@ class Client:
             await self._refuse(socket, packet, "invalid arguments", where, "invalid_arguments")
             return
         if packet.id is not None and socket.connected:
-            await self._ack(socket, packet, result, stats)
-
-    async def _ack(self, socket: Socket, packet: socketio.Packet, result: Any, stats: EventStats) -> None:
-        """Answer the client's event with ``result`` (a handler's return value) as the ack's arguments."""
-        stats.acks += 1
-        await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(result), packet.id))
+            stats.acks += 1  # the handler's return value is the ack
+            await socket.send_packet(socketio.Packet(PT.ACK, socket.namespace, _ack_args(result), packet.id))
 
     async def _refused_by_code(self, socket: Socket, packet: socketio.Packet, refusal: EventRefused) -> None:
         """Code (packet middleware, the handler) refused the event: counted, and the ack says why."""

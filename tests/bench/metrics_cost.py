@@ -80,8 +80,9 @@ def table(results: dict[tuple[str, str, str], list[float]], asgi_servers: list[s
     names = list(variants(Path() if baseline else None))
     head = " | ".join(names)
     lines = [
-        f"| ASGI server | workload | {head} | on / {reference} | spread of `metrics on` |",
-        "|---|---|" + "---|" * len(names) + "---|---|",
+        f"| ASGI server | workload | {head} | on / {reference} (medians) | on / {reference} (median of each round's) "
+        "| spread of `metrics on` |",
+        "|---|---|" + "---|" * len(names) + "---|---|---|",
     ]
     for asgi_server in asgi_servers:
         for name, _ in CASES:
@@ -90,6 +91,10 @@ def table(results: dict[tuple[str, str, str], list[float]], asgi_servers: list[s
             spread = f"{min(on):.2f} to {max(on):.2f}"
             cells = " | ".join(f"{medians[v]:.2f}" for v in names)
             ratio = medians["metrics on"] / medians[reference]
-            lines.append(f"| {asgi_server} | {name} | {cells} | {ratio:.3f}x | {spread} |")
+            # the runs of one round are back to back: their ratio shares the machine's mood of the moment
+            paired = statistics.median(
+                a / b for a, b in zip(on, results[(asgi_server, name, reference)], strict=True)
+            )
+            lines.append(f"| {asgi_server} | {name} | {cells} | {ratio:.3f}x | {paired:.3f}x | {spread} |")
     note = f" (`before` is {baseline})" if baseline else ""
     return "Server CPU µs per operation, medians" + note + ":\n\n" + "\n".join(lines) + "\n"

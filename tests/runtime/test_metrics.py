@@ -8,6 +8,7 @@ prometheus_client's own parser, as Prometheus would read it.
 import asyncio
 import json
 
+import pytest
 from channels.layers import InMemoryChannelLayer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -121,6 +122,7 @@ async def test_volatile_packets_a_client_cannot_take_are_counted_as_dropped(clus
     assert a.runtime.metrics.volatile_dropped == {"/": 3}
 
 
+@pytest.mark.django_db(transaction=True)  # /guarded's CONNECT middleware is a def: it runs in Django's thread
 async def test_every_refusal_is_counted_by_its_reason(cluster):
     a = cluster[0]
     hard = await a.connect("/hard")

@@ -32,34 +32,40 @@ async def _drain(receive: Any) -> None:
         message = await receive()
 
 
-class Liveness:
-    """200 while the event loop answers at all: a process that cannot is stuck, and worth restarting."""
+class Probe:
+    """An operator's GET (or HEAD): the request's body read, any other method refused with 405."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _drain(receive)
         if scope.get("method") not in ("GET", "HEAD"):
             await _answer(send, 405, b"", (b"allow", b"GET, HEAD"))
             return
+        await self.answer(scope, send)
+
+    async def answer(self, scope: dict[str, Any], send: Any) -> None:
+        raise NotImplementedError
+
+
+class Liveness(Probe):
+    """200 while the event loop answers at all: a process that cannot is stuck, and worth restarting."""
+
+    async def answer(self, scope: dict[str, Any], send: Any) -> None:
         await _answer(send, 200, b'{"status": "alive"}', JSON)
 
 
-class Readiness:
+class Readiness(Probe):
     """200 while this process should get new clients; 503 while it drains (SIGTERM) or, if asked, without Redis."""
 
     def __init__(self, runtime: Runtime, requires_layer: bool) -> None:
         self.runtime = runtime
         self.requires_layer = requires_layer
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await _drain(receive)
-        if scope.get("method") not in ("GET", "HEAD"):
-            await _answer(send, 405, b"", (b"allow", b"GET, HEAD"))
-            return
+    async def answer(self, scope: dict[str, Any], send: Any) -> None:
         ready, why = self.runtime.ready(self.requires_layer)
         await _answer(send, 200 if ready else 503, json.dumps({"status": why}).encode(), JSON)
 
 
-class Scrape:
+class Scrape(Probe):
     """Prometheus's scrape, for the addresses REALTIME["METRICS_ALLOWED_IPS"] lists (403 for the rest)."""
 
     def __init__(self, scrape: Callable[[], Awaitable[bytes]], content_type: str, allow: Sequence[IPNetwork]) -> None:
@@ -67,11 +73,7 @@ class Scrape:
         self.content_type = content_type.encode("latin-1")
         self.allow = allow
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await _drain(receive)
-        if scope.get("method") not in ("GET", "HEAD"):
-            await _answer(send, 405, b"", (b"allow", b"GET, HEAD"))
-            return
+    async def answer(self, scope: dict[str, Any], send: Any) -> None:
         if not allowed(scope_addresses(scope), self.allow):
             await _answer(send, 403, b"Forbidden: not in REALTIME['METRICS_ALLOWED_IPS']\n")
             return

@@ -130,7 +130,7 @@ class BroadcastOperator:
         return replace(self, ack_timeout=seconds)
 
     async def emit(self, event: str, *args: Any) -> None:
-        """Deliver locally and publish to the other processes; ClusterUnavailable if the latter failed.
+        """Deliver locally and publish to the other processes; ClusterUnavailable if the outbox is full.
 
         With tracing on it is a span of its own, a child of whatever is current (a Django view's
         span, a Celery task's, an event handler's), and its context travels with the message:
@@ -172,8 +172,8 @@ class BroadcastOperator:
             compress=self.compressed,
             offset=outgoing.offset,
         )
-        if not await runtime.broadcast(message, outgoing, local=self.is_local):
-            raise ClusterUnavailable()
+        if not await runtime.broadcast(message, outgoing, local=self.is_local) and not self.is_volatile:
+            raise ClusterUnavailable()  # the outbox is full: the other processes will not get it
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """Every reached client's answer (one list element each), within ``timeout(...)``.

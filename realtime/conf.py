@@ -62,9 +62,12 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_INTERVAL": 5_000,
     # How long cluster-wide operations (fetch_sockets, ...) wait for answers, in ms.
     "CLUSTER_TIMEOUT": 5_000,
-    # Bytes of cross-process messages a process may hold while Redis is slow; over
-    # it new messages are dropped, counted, and a WARNING says so (once per 10 s).
+    # The outbox: cross-process messages a process holds while Redis is slow or away, published
+    # in order when it is back. Past CLUSTER_QUEUE_BYTES bytes new messages are dropped (the
+    # sender's emit raises ClusterUnavailable), past CLUSTER_QUEUE_AGE ms old ones are; each
+    # counted, and a WARNING says so (once per 10 s).
     "CLUSTER_QUEUE_BYTES": 32 * 1024 * 1024,
+    "CLUSTER_QUEUE_AGE": 60_000,
     # How often each server process hands the free memory inside its C heap back to the
     # system (glibc's malloc_trim, in a thread; realtime/memory.py says why), in ms; None: never.
     "MALLOC_TRIM_INTERVAL": 60_000,

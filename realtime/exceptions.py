@@ -41,9 +41,10 @@ class LimitExceeded(EventRefused):
 class ClusterUnavailable(EventRefused):
     """A broadcast reached this process's sockets but could not be sent to the other processes.
 
-    Raised by ``emit`` after the local delivery while the channel layer is down
-    (or its outgoing queue is full), so nobody believes a message arrived that
-    did not. Left uncaught in a handler, it answers the client's ack with
+    Raised by ``emit`` after the local delivery when the outbox is full (its
+    ``CLUSTER_QUEUE_BYTES``): through an outage shorter than that, broadcasts wait
+    in the outbox and are published when the layer is back, and nothing is raised.
+    So nobody believes a message arrived that did not. Left uncaught in a handler, it answers the client's ack with
     ``{"error": "cluster unavailable"}``, as every EventRefused does.
     """
 

@@ -34,6 +34,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from .conf import realtime_settings
 from .logs import throttled
 from .metrics import Metrics
+from .outbox import MESSAGE_OVERHEAD, Entry, Outbox, Seen, size_of
 from .protocol.cluster import Envelope, Goodbye, Heartbeat, MalformedMessage, Message, PeerInfo, Reply, decode, encode
 from .tracing import Tracing
 
@@ -47,20 +48,25 @@ OutageHook = Callable[[], Coroutine[Any, Any, None]]
 PeerGoneHook = Callable[[str], Coroutine[Any, Any, None]]
 Subscriptions = Callable[[], list[str]]
 
-# Outgoing messages a serving process holds while the layer is slow: a count cap beside the
-# byte cap (REALTIME["CLUSTER_QUEUE_BYTES"]), so a flood of tiny messages is bounded too.
-OUTBOX_LIMIT = 10_000
+# Outgoing messages a serving process holds while the layer is slow or away: a count cap beside
+# the byte and age caps (REALTIME["CLUSTER_QUEUE_BYTES"], ["CLUSTER_QUEUE_AGE"]), so a flood of
+# tiny messages is bounded too.
+OUTBOX_LIMIT = 100_000
+# A durable message the layer refused this many times in a row while heartbeats got through is
+# the message's fault, not the layer's: it is given up rather than block the outbox behind it.
+MAX_ATTEMPTS = 5
 # Longest wait for one channel-layer call (publish, subscribe). A Redis that accepts the
 # connection and never answers (stopped, blackholed) would otherwise block the sender
 # task, and every socket.join() behind it, forever; past this it counts as an outage. Not shorter:
 # a process busy with a connect storm can leave a healthy Redis's answer unread for seconds, and
 # taking that for an outage refuses every forwarded request (measured in the soak: 2 s was too short).
 LAYER_TIMEOUT = 10.0
-# Every queued message is counted with this much overhead on top of its strings and bytes.
-MESSAGE_OVERHEAD = 64
 # After we begin to listen (start-up, end of an outage), an unknown sid key may still name a
 # peer we have not heard yet, for this many heartbeat intervals; after that it names nobody.
 STARTUP_WINDOW = 1.5
+# After an outage the outbox waits for the peers that were alive before it to listen again, for
+# three heartbeat intervals at most and never longer than this many seconds (one died meanwhile).
+GATE_LIMIT = 5.0
 # Rate-limited warnings (warn_limited): at most one line per kind in this many seconds.
 WARN_INTERVAL = 10.0
 # What channels-redis logs, once a second, while Redis is unreachable (pinned 4.3.x).
@@ -68,6 +74,9 @@ LAYER_ERROR_MESSAGES = frozenset({"Unexpected exception in receive task"})
 
 # A request handler returns this when it will answer later, with ``ClusterMember.reply``.
 DEFERRED = object()
+
+# What the outbox holds: the layer's method (send or group_send), its target, the wire dict.
+Send = tuple[Callable[..., Awaitable[None]], str, dict[str, Any]]
 
 
 def _short(message: dict[str, Any]) -> str:
@@ -95,49 +104,35 @@ class PeerUnavailable(ConnectionError):
     """A request to another process cannot be answered: the layer is down, or the peer died or left."""
 
 
-def size_of(value: Any) -> int:
-    """Roughly what ``value`` weighs once serialised: its strings and bytes plus a little per item.
-
-    The cross-process queue is capped in bytes, and a walk over the message is
-    far cheaper than serialising it twice (the layer serialises it anyway).
-    """
-    if isinstance(value, (str, bytes, bytearray)):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(len(k) + size_of(v) for k, v in value.items()) + 8
-    if isinstance(value, (list, tuple)):
-        return sum(size_of(v) for v in value) + 8
-    return 8
-
-
 class LayerErrorFilter(logging.Filter):
-    """Lets through channels-redis's first 'receive task' ERROR of an outage, drops the repeats.
+    """Turns channels-redis's 'receive task' tracebacks into the member's own WARNING.
 
-    channels-redis logs that traceback every second while Redis is away; the
-    member already says ``channel layer unreachable`` once. The member calls
-    ``reset()`` when the layer is back; a gap of WARN_INTERVAL without the error
-    also starts a new outage (for processes that serve nothing and never notice).
+    channels-redis logs that traceback every second while Redis is away. It
+    also means this process's subscriptions are gone until its connection is
+    back, so the member is told (``on_error``): it says ``channel layer
+    unreachable`` once, keeps what it sends in the outbox, and subscribes
+    afresh when the layer answers. The library's lines are counted, not shown;
+    the member's recovery line gives the count, and ``reset()`` starts a new outage.
     """
 
     def __init__(self) -> None:
         super().__init__("realtime.layer-errors")
         self.suppressed = 0
-        self._last: float | None = None
+        self.on_error: Callable[[Exception], None] | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg not in LAYER_ERROR_MESSAGES:
             return True
-        now = time.monotonic()
-        repeat = self._last is not None and now - self._last < WARN_INTERVAL
-        self._last = now
-        if repeat:
-            self.suppressed += 1
-            logger.debug("repeated channel-layer error suppressed (%d this outage)", self.suppressed)
-        return not repeat
+        self.suppressed += 1
+        logger.debug("channel-layer receive error suppressed (%d this outage)", self.suppressed)
+        if self.on_error is not None:
+            error = record.exc_info[1] if record.exc_info else None
+            self.on_error(error if isinstance(error, Exception) else ConnectionError(record.getMessage()))
+        return False
 
     def reset(self) -> int:
-        """A new outage may log again; how many lines the last one suppressed."""
-        suppressed, self.suppressed, self._last = self.suppressed, 0, None
+        """A new outage may be counted; how many lines the last one suppressed."""
+        suppressed, self.suppressed = self.suppressed, 0
         return suppressed
 
 
@@ -172,6 +167,7 @@ class ClusterMember:
         self.peers: dict[str, dict[str, Any]] = {}
         self.heartbeat_interval = 5.0
         self.queue_bytes = 32 * 1024 * 1024
+        self.queue_age = 60.0
         self.serving = False
         self.draining = False  # SIGTERM: no new handshakes, peers told we are leaving
         self.layer_errors = LayerErrorFilter()
@@ -187,10 +183,18 @@ class ClusterMember:
         self._healthy = True
         self._listening_since: float | None = None
         self._peer_events: dict[str, asyncio.Event] = {}
-        self._outbox: asyncio.Queue[tuple[Callable[..., Awaitable[None]], str, dict[str, Any], int]] | None = None
-        self._queued_bytes = 0
+        self._outbox: Outbox[Send] | None = None  # serving processes only: the others send at once
+        self._wake = asyncio.Event()  # something was queued
+        self._open = asyncio.Event()  # the layer answers and the peers listen: the outbox may flow
         self._idle = asyncio.Event()
-        self._dropped = 0  # cross-process messages not published during the current outage
+        self._idle.set()
+        self._seq = itertools.count(1)  # durable messages' numbers (Envelope.seq)
+        self._seen = Seen()  # the peers' durable messages already handled
+        self._outage_peers: set[str] = set()  # live when the outage began: heard again before we flush
+        self._awaiting: set[str] = set()
+        self._gate_deadline = 0.0
+        self._dropped = 0  # cross-process messages given up during the current outage
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._warned: dict[str, tuple[float, int]] = {}
         self.metrics = metrics or Metrics()
         self.tracing = tracing or Tracing()
@@ -198,11 +202,11 @@ class ClusterMember:
     # -- what the metrics read ------------------------------------------------------
     @property
     def queued_bytes(self) -> int:
-        return self._queued_bytes
+        return self._outbox.bytes if self._outbox is not None else 0
 
     @property
     def queued_messages(self) -> int:
-        return self._outbox.qsize() if self._outbox is not None else 0
+        return len(self._outbox) if self._outbox is not None else 0
 
     def _count(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
@@ -250,10 +254,25 @@ class ClusterMember:
         return PeerInfo(id=self.id, key=self.key, host=self.host, pid=self.pid, started=self.started)
 
     def install_log_filter(self) -> None:
-        """Called by the app's ready(): one channels-redis ERROR per outage instead of one a second."""
+        """Called by the app's ready(): channels-redis's receive errors become this member's outage."""
         target = logging.getLogger("channels_redis.pubsub")
         if self.layer_errors not in target.filters:
             target.addFilter(self.layer_errors)
+        self.layer_errors.on_error = self._receive_failed
+
+    def _receive_failed(self, exc: Exception) -> None:
+        """channels-redis lost its connection: our subscriptions went with it (called from its task)."""
+        loop = self._loop
+        if loop is None or not self.serving:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._unhealthy(exc)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._unhealthy, exc)
 
     # -- lifecycle ----------------------------------------------------------------
     async def start(self, serving: bool = False) -> None:
@@ -279,12 +298,14 @@ class ClusterMember:
                 settings = realtime_settings()
                 self.heartbeat_interval = settings["HEARTBEAT_INTERVAL"] / 1000
                 self.queue_bytes = settings["CLUSTER_QUEUE_BYTES"]
+                self.queue_age = settings["CLUSTER_QUEUE_AGE"] / 1000
                 self.serving = True
                 await self.layer.group_add(NODES_GROUP, self.channel)
                 self._listening_since = time.monotonic()
                 await self._heartbeat(hello=True)  # the peers answer at once: we know them in one round trip
-                self._outbox = asyncio.Queue()
-                loop = asyncio.get_running_loop()
+                self._outbox = Outbox(self.queue_bytes, OUTBOX_LIMIT, self.queue_age)
+                self._open.set()
+                loop = self._loop = asyncio.get_running_loop()
                 self._heartbeat_task = loop.create_task(self._heartbeats(), context=contextvars.Context())
                 self._tasks += [
                     self._heartbeat_task,
@@ -315,7 +336,7 @@ class ClusterMember:
 
     async def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for queued messages to leave; True if they all did."""
-        if self._outbox is None or (self._outbox.empty() and self._idle.is_set()):
+        if self._outbox is None or (not self._outbox and self._idle.is_set()):
             return True
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
@@ -347,83 +368,115 @@ class ClusterMember:
     async def publish(self, group: str, message: Message, request_id: str | None = None) -> bool:
         """Send to every process in ``group`` (this one included: receivers skip their own).
 
-        False when the message was not queued for sending (layer down, queue full): it is lost.
+        False when the message will not be sent (see ``_out``): it is lost, and counted.
         """
         if not self.clustered:
             return True
-        return await self._out(self.layer.group_send, group, self._wire(message, request_id))
+        return await self._out(self.layer.group_send, group, *self._wire(message, request_id))
 
     async def send(self, key: str, message: Message, request_id: str | None = None) -> bool:
         """Send to the process whose key is ``key``; False when the message is lost (see publish)."""
-        return await self._out(self.layer.send, channel_of(key), self._wire(message, request_id))
+        return await self._out(self.layer.send, channel_of(key), *self._wire(message, request_id))
 
-    def _wire(self, message: Message, request_id: str | None) -> dict[str, Any]:
+    def _wire(self, message: Message, request_id: str | None) -> tuple[dict[str, Any], bool]:
+        """The wire dict, and whether it is durable: kept through an outage, numbered for the receivers' check."""
         reply_to = self.key if request_id is not None else None
+        durable = request_id is None and message.durable
+        seq = next(self._seq) if durable else None
         # with tracing on, the receiver's span joins the trace of whatever sent this (a view, a task, a handler)
-        return encode(Envelope(self.key, message, request_id, reply_to, self.tracing.traceparent()))
+        return encode(Envelope(self.key, message, request_id, reply_to, self.tracing.traceparent(), seq)), durable
 
-    async def _out(self, method: Callable[..., Awaitable[None]], target: str, message: dict[str, Any]) -> bool:
-        """A serving process queues outgoing messages for one sender task.
+    async def _out(
+        self, method: Callable[..., Awaitable[None]], target: str, message: dict[str, Any], durable: bool
+    ) -> bool:
+        """A serving process queues outgoing messages in its outbox, for one sender task.
 
         The caller (a handler, a broadcast) never waits on Redis, and messages
-        leave in the order they were sent. While the layer is down nothing is
-        queued: the caller is told at once (False) and the loss is counted for
-        the outage's summary line. The queue is capped in bytes
-        (CLUSTER_QUEUE_BYTES) and in messages (OUTBOX_LIMIT); over either the
-        new message is dropped, counted, and a WARNING says so (rate-limited).
-        A process that serves nothing (a Celery worker, a command) sends at
-        once: its event loop may not outlive the call, and errors reach it.
+        leave in the order they were sent. While the layer is away a durable
+        message still queues, to be published when it is back; anything else is
+        refused at once (False: a forwarded request fails fast, a relay closes)
+        and counted. The outbox is capped in bytes (CLUSTER_QUEUE_BYTES), age
+        (CLUSTER_QUEUE_AGE) and messages (OUTBOX_LIMIT): a message that does not
+        fit is dropped, counted, and a WARNING says so (rate-limited). A process
+        that serves nothing (a Celery worker, a command) sends at once: its event
+        loop may not outlive the call, and errors reach it.
         """
-        if self._outbox is None:
+        outbox = self._outbox
+        if outbox is None:
             await method(target, message)
             self._count(self.metrics.published, _short(message))
             return True
-        if not self._healthy:
+        if not self._healthy and not durable:
             self._lost("outage")
             return False
+        now = time.monotonic()
+        self._expire(now)
         size = size_of(message) + MESSAGE_OVERHEAD
-        if self._queued_bytes + size > self.queue_bytes or self._outbox.qsize() >= OUTBOX_LIMIT:
+        if not outbox.put((method, target, message), size, durable, now):
             self.warn_limited(
                 "queue-full",
                 "cross-process queue full (%d messages, %d bytes queued; CLUSTER_QUEUE_BYTES=%d): a %d-byte %s dropped",
-                self._outbox.qsize(),
-                self._queued_bytes,
+                len(outbox),
+                outbox.bytes,
                 self.queue_bytes,
                 size,
                 message.get("type"),
             )
             self._lost("queue_full")
             return False
-        self._queued_bytes += size
         self._idle.clear()
-        self._outbox.put_nowait((method, target, message, size))
+        self._wake.set()
         return True
 
-    async def _send_loop(self) -> None:
+    def _expire(self, now: float) -> None:
         assert self._outbox is not None
-        while True:
-            if self._outbox.empty():
-                self._idle.set()
-            method, target, message, size = await self._outbox.get()
-            self._queued_bytes -= size
-            try:
-                await asyncio.wait_for(method(target, message), LAYER_TIMEOUT)
-            except Exception as exc:
-                self._lost("send_failed")
-                self._unhealthy(exc)
-            else:
-                self._count(self.metrics.published, _short(message))
-                await self._healthy_again()
+        expired = self._outbox.expire(now)
+        if expired:
+            self._lost("expired", len(expired))
+            self.warn_limited(
+                "expired",
+                "%d cross-process messages older than CLUSTER_QUEUE_AGE (%.0f s) dropped unsent",
+                len(expired),
+                self.queue_age,
+            )
 
-    def _flush_outbox(self) -> None:
-        """The layer is down: what is queued will not get through; count it as lost."""
-        if self._outbox is None:
-            return
-        while not self._outbox.empty():
-            *_, size = self._outbox.get_nowait()
-            self._queued_bytes -= size
-            self._lost("outage")
-        self._idle.set()
+    async def _send_loop(self) -> None:
+        """Publish the outbox's head, in order; through an outage a durable head waits to be retried."""
+        outbox = self._outbox
+        assert outbox is not None
+        while True:
+            entry = outbox.head()
+            if entry is None:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if not self._open.is_set():
+                await self._open.wait()
+                continue
+            self._expire(time.monotonic())
+            if outbox.head() is entry:
+                await self._send_head(outbox, entry)
+
+    async def _send_head(self, outbox: Outbox[Send], entry: Entry[Send]) -> None:
+        method, target, message = entry.item
+        entry.attempts += 1
+        try:
+            await asyncio.wait_for(method(target, message), LAYER_TIMEOUT)
+        except (TypeError, ValueError) as exc:  # the layer cannot serialise it: no retry would help
+            outbox.pop()
+            self._lost("send_failed")
+            self.warn_limited("unsendable", "a %s could not be published (%r); dropped", message.get("type"), exc)
+        except Exception as exc:
+            if not entry.durable or entry.attempts >= MAX_ATTEMPTS:
+                outbox.pop()
+                self._lost("send_failed")
+            self._unhealthy(exc)  # a durable head stays: published again once the layer is back
+        else:
+            outbox.pop()
+            self._count(self.metrics.published, _short(message))
+            if entry.attempts > 1:
+                self.metrics.retried += 1
 
     def warn_limited(self, kind: str, message: str, *args: Any) -> None:
         """One WARNING per ``kind`` per WARN_INTERVAL; the next line says how many were left out.
@@ -578,12 +631,18 @@ class ClusterMember:
             self._saw_peer(message.info)
             key = message.info.key
             if message.hello and self.serving and not self.draining and key != self.key:
-                await self.send(key, self._heartbeat_message())
+                self._spawn_hooks([self._answer(key)])
+            if (message.hello or message.answer) and key in self._awaiting:
+                self._awaiting.discard(key)  # it receives again: what we kept may reach it
+                self._maybe_open()
             return
         if isinstance(message, Goodbye):
             self._peer_left(message.key)
             return
         if envelope.origin == self.key:
+            return
+        if envelope.seq is not None and not self._seen.first_time(envelope.origin, envelope.seq):
+            self.metrics.duplicates += 1  # a publish retried after a timeout landed twice
             return
         try:
             body = await self.handle(envelope)
@@ -602,6 +661,16 @@ class ClusterMember:
     def _heartbeat_message(self, hello: bool = False) -> Heartbeat:
         return Heartbeat(info=self.info(), hello=hello)
 
+    async def _answer(self, key: str) -> None:
+        """Answer a peer's hello at once, past our outbox: it may be holding its own until we do."""
+        message = encode(Envelope(self.key, Heartbeat(info=self.info(), hello=False, answer=True)))
+        try:
+            await asyncio.wait_for(self.layer.send(channel_of(key), message), LAYER_TIMEOUT)
+        except Exception as exc:
+            self._unhealthy(exc)
+        else:
+            self._count(self.metrics.published, "heartbeat")
+
     async def _heartbeat(self, hello: bool = False) -> None:
         message = encode(Envelope(self.key, self._heartbeat_message(hello)))
         await asyncio.wait_for(self.layer.group_send(NODES_GROUP, message), LAYER_TIMEOUT)
@@ -618,25 +687,31 @@ class ClusterMember:
             else:
                 await self._healthy_again()
             self._forget_dead_peers()
+            self._maybe_open()
 
-    def _unhealthy(self, exc: Exception) -> None:
+    def _unhealthy(self, exc: BaseException) -> None:
         """The first failure of an outage: one line, and nothing waits on the layer any more."""
         self.metrics.layer_errors += 1
         if not self._healthy:
             return
         self._healthy = False
+        self._open.clear()
+        self._outage_peers |= set(self.live_peers())
         logger.warning(
-            "channel layer unreachable (%s: %s); local traffic goes on, cross-process messages are "
-            "dropped and counted, forwarded requests refused, until it is back",
+            "channel layer unreachable (%s: %s); local traffic goes on, cross-process messages wait in "
+            "the outbox (CLUSTER_QUEUE_BYTES, CLUSTER_QUEUE_AGE), forwarded requests are refused, until it is back",
             type(exc).__name__,
             exc,
         )
-        self._flush_outbox()
+        if self._outbox is not None:
+            ephemeral = self._outbox.drop_ephemeral()
+            if ephemeral:
+                self._lost("outage", len(ephemeral))
         self._fail_pending("the channel layer is unreachable")
         self._spawn_hooks([hook() for hook in self._hooks])
 
     async def _healthy_again(self) -> None:
-        """After an outage: subscribe to our channel and groups afresh, and say what was lost."""
+        """After an outage: subscribe afresh, then publish what was kept once the peers listen again."""
         if self._healthy:
             return
         try:
@@ -645,25 +720,58 @@ class ClusterMember:
             self.warn_limited("resubscribe", "channel layer back but resubscribing failed (%s); retrying", exc)
             return
         self._healthy = True
-        self._listening_since = time.monotonic()
+        now = self._listening_since = time.monotonic()
         logger.warning(
             "channel layer reachable again; cross-process traffic resumes "
-            "(%d cross-process messages not published during the outage, %d repeated channel-layer errors not logged)",
+            "(%d cross-process messages kept to publish now, %d lost during the outage, "
+            "%d channel-layer errors not logged)",
+            self.queued_messages,
             self._dropped,
             self.layer_errors.reset(),
         )
         self._dropped = 0
         self.metrics.reconnects += 1
+        # Redis pub/sub keeps nothing: a peer whose subscriptions are not back yet would miss what
+        # we publish now. Each answers our hello once it receives again (or says hello itself);
+        # one that never does within three heartbeats (GATE_LIMIT at most) died meanwhile.
+        self._awaiting = self._outage_peers - {self.key}
+        self._outage_peers = set()
+        self._gate_deadline = now + min(3 * self.heartbeat_interval, GATE_LIMIT)
         try:
-            await self._heartbeat(hello=True)  # peers answer at once: forwarding works again without a wait
+            await self._heartbeat(hello=True)
         except Exception as exc:
             self._unhealthy(exc)
+            return
+        self._maybe_open()
+
+    def _maybe_open(self) -> None:
+        """Let the outbox flow again once the layer answers and every awaited peer listens (or timed out)."""
+        if not self._healthy or self._open.is_set():
+            return
+        if self._awaiting and time.monotonic() < self._gate_deadline:
+            return
+        self._awaiting = set()
+        self._open.set()
 
     async def _resubscribe(self) -> None:
-        # a Redis restart forgets every subscription; the pub/sub layer believes it still has them
+        """Subscribe again to everything, without unsubscribing first.
+
+        A Redis restart forgets every subscription while the pub/sub layer believes
+        it still has them; unsubscribing and subscribing again, group by group,
+        would open a window in which a peer's message is missed. SUBSCRIBE is
+        idempotent, so each of the layer's connections subscribes again to all its
+        channels at once (pinned channels-redis 4.3: its private shards), and the
+        groups joined while the layer was away are added. ``NODES_GROUP`` comes
+        last: a peer that hears our hello there hears everything else too.
+        """
         layer = self.layer
-        for group in [NODES_GROUP, *self.subscriptions()] if self.serving else self.subscriptions():
-            await layer.group_discard(group, self.channel)
+        loop_layer = layer._get_layer() if hasattr(layer, "_get_layer") else layer
+        for shard in getattr(loop_layer, "_shards", ()):
+            async with shard._lock:
+                channels = sorted(shard._subscribed_to)
+                if shard._pubsub is not None and channels:
+                    await shard._pubsub.subscribe(*channels)
+        for group in [*self.subscriptions(), NODES_GROUP] if self.serving else self.subscriptions():
             await layer.group_add(group, self.channel)
 
     def _saw_peer(self, peer: PeerInfo) -> None:
@@ -679,6 +787,8 @@ class ClusterMember:
             event.set()
 
     def _peer_left(self, key: str) -> None:
+        self._awaiting.discard(key)
+        self._outage_peers.discard(key)
         info = self.peers.pop(key, None)
         if info is not None:
             logger.info("peer %s left the cluster (shutting down)", info["id"])

@@ -77,7 +77,9 @@ REFUSAL_REASONS = (
 )
 
 # realtime_cluster_messages_dropped_total{reason}
-DROP_REASONS = ("outage", "queue_full", "send_failed")
+# outage: not durable (a forwarded request, a relayed frame, a volatile broadcast) while the layer
+# was away; queue_full / expired: past CLUSTER_QUEUE_BYTES / CLUSTER_QUEUE_AGE; send_failed: refused
+DROP_REASONS = ("outage", "queue_full", "expired", "send_failed")
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,12 @@ CATALOGUE: tuple[Spec, ...] = (
     Spec("realtime_cluster_messages_dropped_total", "counter", "Cross-process messages lost, by reason.", ("reason",)),
     Spec("realtime_cluster_layer_errors_total", "counter", "Channel-layer calls that failed."),
     Spec("realtime_cluster_reconnects_total", "counter", "Times the channel layer came back after an outage."),
+    Spec("realtime_cluster_messages_retried_total", "counter", "Messages published again after the layer failed them."),
+    Spec(
+        "realtime_cluster_duplicates_total",
+        "counter",
+        "Messages received twice (a retried publish that had landed) and dropped.",
+    ),
     Spec(
         "realtime_cluster_forwarded_total",
         "counter",
@@ -226,6 +234,8 @@ class Metrics:
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.layer_errors = 0
         self.reconnects = 0
+        self.retried = 0
+        self.duplicates = 0
         self.forwarded: dict[str, int] = {"poll": 0, "websocket": 0}
         self.recovery_saved = 0
         self.recovery_restored = 0
@@ -292,6 +302,8 @@ class Metrics:
         yield "realtime_slow_clients_closed_total", (), self.slow_clients
         yield "realtime_cluster_layer_errors_total", (), self.layer_errors
         yield "realtime_cluster_reconnects_total", (), self.reconnects
+        yield "realtime_cluster_messages_retried_total", (), self.retried
+        yield "realtime_cluster_duplicates_total", (), self.duplicates
         yield "realtime_recovery_saved_total", (), self.recovery_saved
         yield "realtime_recovery_restored_total", (), self.recovery_restored
         yield "realtime_recovery_expired_total", (), self.recovery_expired

@@ -117,8 +117,11 @@ class RecoveryStore(Protocol):
 class Recovery:
     """The runtime's handle on the store: offsets, and the best-effort calls the socket layer makes.
 
-    A store that fails (Redis away) must not fail an emit or a connect: the packet goes out
-    unrecorded, the client connects afresh, and one rate-limited line says so.
+    A store that fails (Redis away) must not fail an emit or a connect: the packet goes out,
+    a reconnecting client connects afresh, and one rate-limited line says so. What could not be
+    written is kept here, in order and within the store's own bounds (the window, and
+    MAX_BUFFER_BYTES), and written once the store answers again: otherwise a client whose last
+    offset came before the outage would later recover without the packets sent during it.
     """
 
     def __init__(self, store: RecoveryStore, key: str) -> None:
@@ -126,6 +129,11 @@ class Recovery:
         self.settings = store.settings
         self._prefix = key + secrets.token_hex(2)  # unique across processes and restarts
         self._counter = itertools.count(1)
+        self._backlog: deque[tuple[float, StoredPacket]] = deque()
+        self._backlog_bytes = 0
+        self._unsaved: dict[str, tuple[SocketState, bool]] = {}
+        self._retry: asyncio.Task[None] | None = None
+        self._draining = asyncio.Lock()  # one writer of the backlog at a time: each packet once, in order
 
     def new_offset(self) -> str:
         return f"{self._prefix}-{next(self._counter):x}"
@@ -134,27 +142,90 @@ class Recovery:
     def new_pid() -> str:
         return secrets.token_urlsafe(16)
 
+    @property
+    def backlog(self) -> int:
+        """Packets and socket states waiting for the store to answer again."""
+        return len(self._backlog) + len(self._unsaved)
+
     async def record(self, packet: StoredPacket) -> None:
-        try:
-            await self.store.append(packet)
-        except Exception as exc:
-            throttled(logger, logging.WARNING, "store append", "packet not kept for recovery: %r", exc)
+        if not self._backlog:
+            try:
+                await self.store.append(packet)
+                return
+            except Exception as exc:
+                throttled(logger, logging.WARNING, "store append", "recovery store unreachable, packets kept: %r", exc)
+        self._backlog.append((time.monotonic(), packet))
+        self._backlog_bytes += packet.size
+        while self._backlog_bytes > self.settings.max_buffer_bytes:  # the store would trim them too
+            self._backlog_bytes -= self._backlog.popleft()[1].size
+        self._retry_later()
 
     async def save(self, state: SocketState, live: bool) -> None:
-        try:
-            await self.store.save(state, live)
-        except Exception as exc:
-            throttled(logger, logging.WARNING, "store save", "socket %s not kept for recovery: %r", state.sid, exc)
+        if state.pid not in self._unsaved:
+            try:
+                await self.store.save(state, live)
+                return
+            except Exception as exc:
+                throttled(
+                    logger,
+                    logging.WARNING,
+                    "store save",
+                    "recovery store unreachable, socket %s kept: %r",
+                    state.sid,
+                    exc,
+                )
+        self._unsaved[state.pid] = (state, live)
+        self._retry_later()
 
     async def drop(self, pid: str) -> None:
+        self._unsaved.pop(pid, None)
         try:
             await self.store.drop(pid)
         except Exception as exc:
             throttled(logger, logging.WARNING, "store drop", "recovery state not dropped: %r", exc)
 
+    def _retry_later(self) -> None:
+        if self._retry is None or self._retry.done():
+            loop = asyncio.get_running_loop()
+            self._retry = loop.create_task(self._write_late(), context=contextvars.Context())
+
+    async def _write_late(self) -> None:
+        """Write what the store refused, oldest first, once it answers; then say so once."""
+        written = 0
+        while self._backlog or self._unsaved:
+            await asyncio.sleep(RETRY_INTERVAL)  # the store's cadence of retries, not synchronisation
+            try:
+                written += await self._drain()
+            except Exception as exc:
+                logger.debug("recovery store still unreachable: %r", exc)
+        logger.warning("recovery store reachable again: %d packets and socket states written late", written)
+
+    async def _drain(self) -> int:
+        async with self._draining:
+            return await self._drain_locked()
+
+    async def _drain_locked(self) -> int:
+        written = 0
+        horizon = time.monotonic() - self.settings.max_disconnection
+        while self._backlog:
+            kept_at, packet = self._backlog[0]
+            if kept_at >= horizon:  # older than the window: nobody can recover to it any more
+                await self.store.append(packet)
+                written += 1
+            self._backlog.popleft()
+            self._backlog_bytes -= packet.size
+        for pid, (state, live) in list(self._unsaved.items()):
+            await self.store.save(state, live)
+            if self._unsaved.get(pid) == (state, live):
+                del self._unsaved[pid]
+            written += 1
+        return written
+
     async def find(self, pid: str, offset: str, namespace: str) -> SocketState | None:
         """The state a reconnecting client may take back, or None (unknown, expired, other namespace, offset gone)."""
         try:
+            if self._backlog or self._unsaved:
+                await self._drain()  # what the client may have seen goes in first, so its offset is found
             state = await self.store.load(pid)
             if state is None or state.namespace != namespace:
                 return None
@@ -259,6 +330,8 @@ return total
 
 # How many stream entries one XREVRANGE reads while looking for a client's offset.
 SCAN_BATCH = 200
+# How often what the store refused is tried again, in seconds.
+RETRY_INTERVAL = 0.5
 
 
 def _namespace_key(namespace: str) -> str:

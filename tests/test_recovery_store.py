@@ -76,3 +76,55 @@ def test_the_store_follows_the_channel_layer():
         redis_url_of_layer({"default": {"BACKEND": redis, "CONFIG": {"hosts": ["redis://h:1/2"]}}}) == "redis://h:1/2"
     )
     assert redis_url_of_layer({"default": {"BACKEND": redis, "CONFIG": {"hosts": [("h", 7)]}}}) == "redis://h:7"
+
+
+class Flaky(MemoryStore):
+    """The in-memory store, refusing every call while ``down`` (Redis away)."""
+
+    down = False
+
+    async def append(self, packet):
+        if self.down:
+            raise ConnectionError("store down")
+        await super().append(packet)
+
+    async def save(self, state, live):
+        if self.down:
+            raise ConnectionError("store down")
+        await super().save(state, live)
+
+    async def load(self, pid):
+        if self.down:
+            raise ConnectionError("store down")
+        return await super().load(pid)
+
+
+async def test_what_the_store_refused_is_written_late_in_order_and_an_offset_of_the_outage_recovers(caplog):
+    store = Flaky(RecoverySettings(120.0, True, 1024 * 1024))
+    recovery = Recovery(store, "abcdef")
+    await recovery.record(packet("before"))
+    store.down = True
+    for offset in ("o1", "o2"):
+        await recovery.record(packet(offset))  # refused: kept, in order
+    state = SocketState("pid", "sid1", "/", ("r",), {}, None)
+    await recovery.save(state, live=False)  # the socket went away during the outage
+    assert recovery.backlog == 3
+    assert await recovery.find("pid", "o2", "/") is None  # the store is away: the client connects afresh
+    await recovery.record(packet("o3"))  # behind the backlog, never before it
+    store.down = False
+    assert await recovery.find("pid", "o1", "/") == state  # what waited goes in first: o1 is found
+    assert [p.offset for p in await recovery.missed(state, "o1")] == ["o2", "o3"]
+    assert [p.offset for _, p in store.packets["/"]] == ["before", "o1", "o2", "o3"]
+    assert recovery.backlog == 0
+
+
+async def test_the_backlog_keeps_the_stores_byte_bound():
+    store = Flaky(RecoverySettings(120.0, True, 2 * 64 + 8))  # two packets of 4 bytes and their overhead
+    store.down = True
+    recovery = Recovery(store, "abcdef")
+    for offset in ("a", "b", "c"):
+        await recovery.record(packet(offset, frames=("2[1]",)))
+    store.down = False
+    await recovery.record(packet("d", frames=("2[1]",)))
+    await recovery.find("nobody", "x", "/")  # drains
+    assert [p.offset for _, p in store.packets["/"]] == ["c", "d"]

@@ -55,6 +55,13 @@ class Message:
 
     __slots__ = ()
     TYPE: ClassVar[str]
+    # Kept through a channel-layer outage and published when it is back (realtime.outbox): what
+    # changes state or reaches clients. Requests, replies and relayed traffic only make sense now.
+    DURABLE: ClassVar[bool] = False
+
+    @property
+    def durable(self) -> bool:
+        return self.DURABLE
 
     def _problem(self) -> str | None:
         """What makes well-typed fields still unusable together; None when nothing does."""
@@ -81,11 +88,14 @@ class Heartbeat(Message):
 
     ``hello`` (start-up, the end of an outage) asks every peer to answer with
     its own heartbeat at once, so the new process knows them in one round trip.
+    ``answer`` marks that reply: it proves the peer receives again after an
+    outage, so what the asker kept for it may be published (realtime.outbox).
     """
 
     TYPE: ClassVar[str] = "realtime.heartbeat"
     info: PeerInfo
     hello: bool
+    answer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +131,7 @@ class Broadcast(Message):
     """
 
     TYPE: ClassVar[str] = "realtime.broadcast"
+    DURABLE: ClassVar[bool] = True
     namespace: str = field(metadata=_wire("ns"))
     rooms: tuple[str, ...]
     except_rooms: tuple[str, ...]
@@ -133,6 +144,10 @@ class Broadcast(Message):
     compress: bool = True  # False: emitted with compress(False), see EnginePacket.compress
     offset: str | None = None  # connection state recovery: the offset its frames carry, if any
 
+    @property
+    def durable(self) -> bool:
+        return not self.volatile  # "now or never": a volatile broadcast is not kept through an outage
+
     def _problem(self) -> str | None:
         if not self.rooms:
             return None if self.via is None else "'via' must be None when 'rooms' is empty"
@@ -144,6 +159,7 @@ class RoomsChanged(Message):
     """The Room table changed: every process forgets its cached room policies."""
 
     TYPE: ClassVar[str] = "realtime.rooms_changed"
+    DURABLE: ClassVar[bool] = True
 
 
 # -- cluster-wide operations (cluster.py); each process answers for its own sockets --------------
@@ -163,6 +179,7 @@ class SocketsJoin(Message):
     """Request: the sockets in ``room`` (all when None) join ``rooms``; the answer is how many did."""
 
     TYPE: ClassVar[str] = "realtime.sockets_join"
+    DURABLE: ClassVar[bool] = True
     namespace: str = field(metadata=_wire("ns"))
     room: str | None
     rooms: tuple[str, ...]
@@ -173,6 +190,7 @@ class SocketsLeave(Message):
     """Request: the sockets in ``room`` (all when None) leave ``rooms``; the answer is how many did."""
 
     TYPE: ClassVar[str] = "realtime.sockets_leave"
+    DURABLE: ClassVar[bool] = True
     namespace: str = field(metadata=_wire("ns"))
     room: str | None
     rooms: tuple[str, ...]
@@ -183,6 +201,7 @@ class DisconnectSockets(Message):
     """Request: disconnect the sockets in ``room`` (all when None); ``close`` ends their connections too."""
 
     TYPE: ClassVar[str] = "realtime.disconnect_sockets"
+    DURABLE: ClassVar[bool] = True
     namespace: str = field(metadata=_wire("ns"))
     room: str | None
     close: bool
@@ -201,6 +220,7 @@ class ServerEvent(Message):
     """Request: run ``event``'s server-side handler with ``args``; its return value is the answer."""
 
     TYPE: ClassVar[str] = "realtime.server_event"
+    DURABLE: ClassVar[bool] = True
     event: str
     args: tuple[JSON, ...]
 
@@ -214,6 +234,7 @@ class CredentialsChanged(Message):
     """
 
     TYPE: ClassVar[str] = "realtime.credentials_changed"
+    DURABLE: ClassVar[bool] = True
     tokens: tuple[str, ...]
     users: tuple[str, ...]
     expiries: tuple[tuple[str, str | None], ...]
@@ -308,6 +329,9 @@ class Envelope:
     reply_to: str | None = None
     # the sender's W3C traceparent (REALTIME["TRACING"]): the receiver's span is its child
     trace: str | None = field(default=None, compare=False)
+    # a durable message's number at its origin: a publish retried after a timeout may land twice,
+    # and the receiver drops the second (realtime.outbox.Seen)
+    seq: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if (self.request_id is None) != (self.reply_to is None):
@@ -552,6 +576,8 @@ def encode(envelope: Envelope) -> dict[str, Any]:
         wire["reply_to"] = envelope.reply_to
     if envelope.trace is not None:
         wire["trace"] = envelope.trace
+    if envelope.seq is not None:
+        wire["seq"] = envelope.seq
     return wire
 
 
@@ -574,13 +600,16 @@ def decode(raw: object) -> Envelope:
     trace = raw.get("trace")
     if trace is not None and not (isinstance(trace, str) and len(trace) <= MAX_TRACEPARENT):
         trace = None  # a trace context is a hint: an unusable one is ignored, the message is not refused
+    seq = raw.get("seq")
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63):
+        raise MalformedMessage(f"{kind}: 'seq' must be a non-negative int")
     if isinstance(message, Reply):
         if "reply_to" in raw:
             raise MalformedMessage(f"{kind}: a reply has no 'reply_to'")
-        return Envelope(origin, message, trace=trace)
+        return Envelope(origin, message, trace=trace, seq=seq)
     if "reply_to" not in raw and "request_id" not in raw:
-        return Envelope(origin, message, trace=trace)
+        return Envelope(origin, message, trace=trace, seq=seq)
     request_id, reply_to = raw.get("request_id"), raw.get("reply_to")
     if isinstance(request_id, str) and isinstance(reply_to, str):
-        return Envelope(origin, message, request_id, reply_to, trace)
+        return Envelope(origin, message, request_id, reply_to, trace, seq)
     raise MalformedMessage(f"{kind}: a request needs both 'request_id' and 'reply_to', each a str")

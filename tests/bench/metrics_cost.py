@@ -92,9 +92,7 @@ def table(results: dict[tuple[str, str, str], list[float]], asgi_servers: list[s
             cells = " | ".join(f"{medians[v]:.2f}" for v in names)
             ratio = medians["metrics on"] / medians[reference]
             # the runs of one round are back to back: their ratio shares the machine's mood of the moment
-            paired = statistics.median(
-                a / b for a, b in zip(on, results[(asgi_server, name, reference)], strict=True)
-            )
+            paired = statistics.median(a / b for a, b in zip(on, results[(asgi_server, name, reference)], strict=True))
             lines.append(f"| {asgi_server} | {name} | {cells} | {ratio:.3f}x | {paired:.3f}x | {spread} |")
     note = f" (`before` is {baseline})" if baseline else ""
     return "Server CPU µs per operation, medians" + note + ":\n\n" + "\n".join(lines) + "\n"

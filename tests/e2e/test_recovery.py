@@ -137,3 +137,40 @@ def test_recovered_in_chromium(recovery_cluster, browser_ready, kill):
     assert seen[reconnected][1:] == [before["id"], True]
     events = [(name, args[0]) for name, *args in seen[reconnected:] if name in ("news", "direct")]
     assert events == [("news", 1), ("direct", "two"), ("news", 3), ("news", 4)]
+
+
+async def test_what_was_sent_while_redis_was_away_arrives_with_offsets_a_client_recovers_from(agent, recovery_cluster):
+    """Redis (channel layer and recovery store) away: broadcasts wait in the outbox, packets in the backlog.
+
+    The client stays on b through the outage; what a sent meanwhile reaches it once Redis is back, each
+    with its offset. Then it loses its transport: it recovers from the offset of a packet sent during the
+    outage, which a wrote to the store late (without that backlog, the offset would be unknown).
+    """
+    a, b = recovery_cluster.servers
+    client = await agent.socket("client").open(b.url, "websocket", **RECONNECT)
+    _, (client_id, _) = await client.next("connect")
+    await client.next_event("welcome")
+    assert await client.emit_with_ack("join", "r") == [["r"]]
+    sender = await agent.socket("sender").connect(a.url, "websocket")
+    marks = [a.mark(), b.mark()]
+    recovery_cluster.redis.stop()
+    for server, mark in zip((a, b), marks, strict=True):
+        await server.await_log(r"channel layer unreachable", since=mark)
+    for i in (1, 2):
+        assert await sender.emit_with_ack("broadcast", {"to": ["r"], "event": "news", "args": [i]}) == ["sent"]
+    await a.await_log(r"recovery store unreachable, packets kept", since=marks[0])
+    recovery_cluster.redis.start()
+    missed = [await client.next_event("news", timeout=5) for _ in range(2)]
+    assert [args[0] for args in missed] == [1, 2]
+    assert all(isinstance(args[-1], str) for args in missed)  # each with its offset
+    await a.await_log(r"recovery store reachable again: [1-9]\d* packets", since=marks[0], timeout=5)
+
+    await client.break_transport()
+    await client.next("disconnect")
+    assert await sender.emit_with_ack("broadcast", {"to": ["r"], "event": "news", "args": [3]}) == ["sent"]
+    _, (again_id, _) = await client.next("connect", timeout=10)
+    assert again_id == client_id and (await client.state())["recovered"] is True
+    assert (await client.next_event("news"))[0] == 3
+    for server, mark in zip((a, b), marks, strict=True):
+        log = server.log()[mark:]
+        assert "ERROR" not in log and "Traceback" not in log, log

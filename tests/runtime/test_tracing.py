@@ -164,7 +164,7 @@ async def test_the_process_tasks_carry_nothing_of_the_request_that_started_them(
         assert await receiver.call("join", "quiet") == [["quiet"]]
         exporter.clear()
         await BroadcastOperator("/", ("quiet",), runtime=a.runtime).emit("news", 1)
-        (delivery,) = (await finished(exporter, lambda spans: named(spans, "realtime deliver /")))
+        (delivery,) = await finished(exporter, lambda spans: named(spans, "realtime deliver /"))
         assert delivery.parent is None  # a trace of its own, not a child of b's first request
         assert delivery.attributes["realtime.recipients"] == 1
     finally:

@@ -58,6 +58,11 @@ redis:
 		echo "make: redis-server is missing; installing Debian's redis-server with apt-get (needs root)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	@command -v redis-server >/dev/null
+	@# the Sentinel failover test (tests/e2e/test_sentinel.py) starts three of Debian's redis-sentinel
+	@command -v redis-sentinel >/dev/null || { \
+		echo "make: redis-sentinel is missing; installing Debian's redis-sentinel with apt-get (needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-sentinel; }
+	@command -v redis-sentinel >/dev/null
 
 # The Deploy test (tests/install/test_deploy.py) runs Debian's nginx on free ports with its own config,
 # and makes its TLS certificate with openssl.

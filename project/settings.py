@@ -62,7 +62,26 @@ DATABASES = {
     }
 }
 
-if os.environ.get("REDIS_URL"):
+if os.environ.get("REDIS_SENTINELS"):
+    # Redis behind Sentinel: REDIS_SENTINELS="10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379" and the
+    # monitored primary's name; the layer and the recovery store follow a failover by themselves.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "sentinels": [
+                            (host, int(port))
+                            for host, port in (s.rsplit(":", 1) for s in os.environ["REDIS_SENTINELS"].split(","))
+                        ],
+                        "master_name": os.environ.get("REDIS_SENTINEL_MASTER", "mymaster"),
+                    }
+                ]
+            },
+        }
+    }
+elif os.environ.get("REDIS_URL"):
     # Pub/sub: a broadcast is one PUBLISH per room group, whatever the number of
     # processes in it (realtime puts one member per process in a room's group).
     CHANNEL_LAYERS = {

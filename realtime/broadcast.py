@@ -23,7 +23,7 @@ from django.db import transaction
 from .exceptions import AckTimeout, ClusterUnavailable
 from .parsers import Parser
 from .protocol import socketio
-from .protocol.cluster import Broadcast
+from .protocol.cluster import Broadcast, BroadcastAck
 from .recovery import StoredPacket
 from .runtime import Runtime, current
 from .sessions import Outgoing
@@ -34,6 +34,28 @@ class AckTarget(Protocol):
     """A socket as a broadcast's emit_with_ack sees it (namespaces.Socket)."""
 
     async def emit_with_ack(self, event_name: str, *args: Any, timeout: float = 5.0) -> list[Any]: ...
+
+
+# How much longer than the ack timeout a broadcast's emit_with_ack waits for the other processes'
+# answers: each answers when its own clients have, or at the timeout; this is their way back.
+ACK_TRANSIT = 1.0
+
+
+async def local_acks(runtime: Runtime, message: BroadcastAck) -> dict[str, Any]:
+    """This process's share of a broadcast's emit_with_ack: its sockets' answers, and how many missed the timeout.
+
+    Every process runs it for its own sockets (the asker too), so the asker knows each
+    process's count: a socket that did not answer is a timeout, never a wait.
+    """
+    members = runtime.rooms.select(message.namespace, message.rooms, message.except_rooms, message.except_ids)
+    sockets = [cast(AckTarget, member.handle) for member in members]
+    event, args, timeout = message.event, message.args, message.timeout
+    calls = [asyncio.ensure_future(s.emit_with_ack(event, *args, timeout=timeout)) for s in sockets]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    return {
+        "answers": [r for r in results if not isinstance(r, BaseException)],
+        "missing": sum(isinstance(r, AckTimeout) for r in results),
+    }
 
 
 def event_frames(
@@ -176,22 +198,36 @@ class BroadcastOperator:
             raise ClusterUnavailable()  # the outbox is full: the other processes will not get it
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
-        """Every reached client's answer (one list element each), within ``timeout(...)``.
+        """Every reached client's answer (one list element each), on every process, within ``timeout(...)``.
 
-        Raises ``AckTimeout`` when some client did not answer in time. Reaches
-        this process's sockets; other processes join in with the cluster work.
+        As Node's ``io.timeout(ms).emitWithAck`` with an adapter: each process emits to its own
+        sockets and answers with their acks and how many did not answer in time. ``AckTimeout``
+        when some client did not answer, or a process did not (its clients' count is unknown).
+        ``.local`` asks this process only.
         """
         if self.ack_timeout is None:
             raise ValueError("call .timeout(seconds) before emit_with_ack on a broadcast")
-        members = (self.runtime or current()).rooms.select(
-            self.namespace, self.rooms, self.except_rooms, self.except_ids
+        runtime = self.runtime or current()
+        message = BroadcastAck(
+            namespace=self.namespace,
+            rooms=self.rooms,
+            except_rooms=self.except_rooms,
+            except_ids=self.except_ids,
+            event=event,
+            args=args,
+            timeout=self.ack_timeout,
         )
-        sockets = [cast(AckTarget, member.handle) for member in members]
-        calls = [asyncio.ensure_future(s.emit_with_ack(event, *args, timeout=self.ack_timeout)) for s in sockets]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        if any(isinstance(r, AckTimeout) for r in results):
-            raise AckTimeout(f"{sum(isinstance(r, AckTimeout) for r in results)} of {len(results)} clients did not ack")
-        return [r for r in results if not isinstance(r, BaseException)]
+        if self.is_local or not runtime.member.clustered:
+            answers, silent = [await local_acks(runtime, message)], 0
+        else:
+            answers, silent = await runtime.ask_every(message, self.ack_timeout + ACK_TRANSIT)
+        results = [answer for share in answers for answer in share["answers"]]
+        missing = sum(share["missing"] for share in answers)
+        if missing or silent:
+            total = len(results) + missing
+            processes = f"; {silent} processes did not answer" if silent else ""
+            raise AckTimeout(f"{missing} of {total} clients did not ack{processes}")
+        return results
 
 
 async def aemit(

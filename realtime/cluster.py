@@ -17,10 +17,13 @@ from typing import Any
 from asgiref.sync import async_to_sync
 
 from .auth import user_key
+from .broadcast import local_acks
 from .conf import realtime_settings
+from .exceptions import AckTimeout
 from .handlers import call
 from .namespaces import Socket
 from .protocol.cluster import (
+    BroadcastAck,
     CredentialsChanged,
     DisconnectSockets,
     Envelope,
@@ -106,6 +109,7 @@ class Answers:
             DisconnectSockets: self.disconnect,
             FetchRooms: self.rooms,
             ServerEvent: self.server_event,
+            BroadcastAck: self.broadcast_ack,
             CredentialsChanged: self.credentials_changed,
             RoomsChanged: self.rooms_changed,
         }
@@ -149,6 +153,10 @@ class Answers:
         if handler is None:
             return None
         return await call(handler, *message.args)
+
+    async def broadcast_ack(self, envelope: Envelope) -> dict[str, Any]:
+        assert isinstance(envelope.message, BroadcastAck)
+        return await local_acks(self.runtime, envelope.message)
 
     async def credentials_changed(self, envelope: Envelope) -> int:
         """Revoked tokens and users lose their sockets here; a token whose expiry moved is re-armed."""
@@ -224,6 +232,21 @@ async def aserver_side_emit(event: str, *args: Any, timeout: float | None = None
     return await current().ask_all(ServerEvent(event=event, args=args), _timeout(timeout))
 
 
+async def aserver_side_emit_with_ack(event: str, *args: Any, timeout: float | None = None) -> list[Any]:
+    """Node's ``serverSideEmitWithAck``: run ``event``'s handler on every *other* live process.
+
+    Their return values, one per process; ``AckTimeout`` ("timeout reached: only 1 responses
+    received out of 2") when one did not answer within ``timeout`` (CLUSTER_TIMEOUT by default).
+    A process without a handler for ``event`` answers None.
+    """
+    message = ServerEvent(event=event, args=args)
+    answers, silent = await current().ask_every(message, _timeout(timeout), include_self=False)
+    if silent:
+        expected = len(answers) + silent
+        raise AckTimeout(f"timeout reached: only {len(answers)} responses received out of {expected}")
+    return answers
+
+
 async def adisconnect_credentials(
     tokens: Iterable[Any] = (), users: Iterable[Any] = (), expiries: dict[Any, datetime | None] | None = None
 ) -> None:
@@ -261,5 +284,6 @@ sockets_leave = async_to_sync(asockets_leave)
 disconnect_sockets = async_to_sync(adisconnect_sockets)
 rooms = async_to_sync(arooms)
 server_side_emit = async_to_sync(aserver_side_emit)
+server_side_emit_with_ack = async_to_sync(aserver_side_emit_with_ack)
 disconnect_credentials = async_to_sync(adisconnect_credentials)
 invalidate_room_policies = async_to_sync(ainvalidate_room_policies)

@@ -527,16 +527,23 @@ class ClusterMember:
 
     async def request_all(self, message: Message, timeout: float) -> list[Any]:
         """Ask every serving process (this one directly); the answers that came within ``timeout``."""
+        answers, _ = await self.request_every(message, timeout)
+        return answers
+
+    async def request_every(self, message: Message, timeout: float, include_self: bool = True) -> tuple[list[Any], int]:
+        """The answers of every serving process (this one too unless ``include_self`` is False) within
+        ``timeout``, and how many of the live peers did not answer (0 when this process does not
+        serve: it knows no peers, and takes what comes)."""
         answers = []
         here = Envelope(self.key, message)
         if not self.clustered:
-            return [await self.handle(here)]
+            return ([await self.handle(here)] if include_self else []), 0
         await self.start()
         request_id, queue = self._open_request()
         expected = set(self.live_peers()) if self.serving else None
         try:
             sent = await self.publish(NODES_GROUP, message, request_id)
-            if self.serving:
+            if self.serving and include_self:
                 answers.append(await self.handle(here))
             deadline = asyncio.get_running_loop().time() + timeout
             while sent and (expected is None or expected):
@@ -554,7 +561,7 @@ class ClusterMember:
                     expected.discard(reply.origin)
         finally:
             self._replies.pop(request_id, None)
-        return answers
+        return answers, len(expected or ())
 
     async def request(self, key: str, message: Message, timeout: float, request_id: str | None = None) -> Any:
         """Ask one process; its answer, TimeoutError, or PeerUnavailable as soon as it cannot come."""

@@ -349,11 +349,9 @@ class RedisStore:
 
     PREFIX = "realtime:csr:"
 
-    def __init__(self, settings: RecoverySettings, url: str) -> None:
-        import redis.asyncio as redis  # channels-redis's own dependency
-
+    def __init__(self, settings: RecoverySettings, client: Any) -> None:
         self.settings = settings
-        self.client = redis.Redis.from_url(url)
+        self.client = client  # redis.asyncio: one Redis, or the primary behind Sentinel
         self.window_ms = int(settings.max_disconnection * 1000)
         self.live: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
@@ -429,17 +427,50 @@ class RedisStore:
 
 
 def redis_url_of_layer(layers: dict[str, Any]) -> str | None:
-    """The Redis the default channel layer uses (channels-redis), as a URL; None for any other layer."""
+    """The Redis the default channel layer uses (channels-redis), as a URL; None for any other layer.
+
+    None too behind Sentinel, which has no URL: ``redis_of_layer`` gives the client for both.
+    """
+    host = _redis_host_of_layer(layers)
+    if host is None:
+        return None
+    if isinstance(host, dict):
+        return str(host["address"]) if "address" in host else None
+    if isinstance(host, (tuple, list)):
+        return f"redis://{host[0]}:{host[1]}"
+    return str(host)
+
+
+def _redis_host_of_layer(layers: dict[str, Any]) -> Any:
     layer = layers.get("default", {})
     if "channels_redis" not in str(layer.get("BACKEND", "")):
         return None
     hosts = layer.get("CONFIG", {}).get("hosts") or ["redis://localhost:6379"]
-    host = hosts[0]
+    return hosts[0]
+
+
+def redis_of_layer(layers: dict[str, Any]) -> Any:
+    """A redis.asyncio client for the Redis the default layer uses; None for any other layer.
+
+    Behind Sentinel (a host ``{"sentinels": [...], "master_name": ...}``, as channels-redis
+    takes it) the client asks the sentinels for the primary and follows a failover.
+    """
+    host = _redis_host_of_layer(layers)
+    if host is None:
+        return None
+    import redis.asyncio as redis  # channels-redis's own dependency
+    from redis.asyncio.sentinel import Sentinel
+
+    if isinstance(host, dict) and "sentinels" in host:
+        options = {k: v for k, v in host.items() if k not in ("sentinels", "master_name", "sentinel_kwargs")}
+        sentinel = Sentinel(host["sentinels"], sentinel_kwargs=host.get("sentinel_kwargs"))
+        return sentinel.master_for(host["master_name"], **options)
     if isinstance(host, dict):
-        host = host.get("address", "redis://localhost:6379")
-    if isinstance(host, (tuple, list)):
-        return f"redis://{host[0]}:{host[1]}"
-    return str(host)
+        options = {k: v for k, v in host.items() if k != "address"}
+        if "address" in host:
+            return redis.Redis.from_url(host["address"], **options)
+        return redis.Redis(**options)
+    return redis.Redis.from_url(redis_url_of_layer(layers))
 
 
 def recovery_from_settings(value: object, layers: dict[str, Any], key: str) -> Recovery | None:
@@ -447,6 +478,6 @@ def recovery_from_settings(value: object, layers: dict[str, Any], key: str) -> R
     settings = RecoverySettings.parse(value)
     if settings is None:
         return None
-    url = redis_url_of_layer(layers)
-    store: RecoveryStore = RedisStore(settings, url) if url is not None else MemoryStore(settings)
+    client = redis_of_layer(layers)
+    store: RecoveryStore = RedisStore(settings, client) if client is not None else MemoryStore(settings)
     return Recovery(store, key)

@@ -268,6 +268,10 @@ class Runtime:
         """Ask every serving process, this one included; the answers that came within ``timeout``."""
         return await self.member.request_all(message, timeout)
 
+    async def ask_every(self, message: Message, timeout: float, include_self: bool = True) -> tuple[list[Any], int]:
+        """``ask_all``, and how many live processes did not answer in time (their share is missing)."""
+        return await self.member.request_every(message, timeout, include_self)
+
     async def tell_all(self, message: Message) -> bool:
         """Tell every other serving process (fire and forget); False when it could not be sent."""
         if not self.member.clustered:

@@ -7,8 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.servers import ROOT, ServerProcess
@@ -37,22 +40,40 @@ def wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float = 
 class RedisServer:
     """redis-server on a free loopback port, in memory only; fails loudly when it cannot start."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
         self.port = free_port()
+        self.args = args  # more of redis-server's options: --replicaof HOST PORT
         self.process: subprocess.Popen[str] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def env(self) -> dict[str, str]:
+        """What the servers, Celery and manage.py need to use it."""
+        return {"REDIS_URL": self.url, "CELERY_BROKER_URL": self.url}
+
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *self.args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         wait_for_line(self.process, "Ready to accept connections")
+        _drain(self.process)
         return self
 
     def stop(self) -> None:
@@ -68,6 +89,109 @@ class RedisServer:
     def resume(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+
+
+def _drain(process: subprocess.Popen[str]) -> None:
+    """Read what a server prints from now on, so that a full pipe never blocks it; the pipe is closed at its end."""
+
+    def read() -> None:
+        assert process.stdout is not None
+        with process.stdout:
+            for _ in process.stdout:
+                pass
+
+    threading.Thread(target=read, daemon=True).start()
+
+
+SENTINEL_CONF = """port {port}
+bind 127.0.0.1
+dir {dir}
+sentinel monitor {name} 127.0.0.1 {primary} 2
+sentinel down-after-milliseconds {name} 1000
+sentinel failover-timeout {name} 3000
+sentinel parallel-syncs {name} 1
+"""
+
+
+class SentinelRedis:
+    """A primary, its replica and three of Debian's redis-sentinel on free loopback ports (quorum 2).
+
+    A primary silent for 1 s is down; the sentinels then promote the replica, which takes
+    a few seconds. The servers find the primary through the sentinels (REDIS_SENTINELS).
+    """
+
+    NAME = "mymaster"
+
+    def __init__(self) -> None:
+        self.primary = RedisServer()
+        self.replica = RedisServer("--replicaof", "127.0.0.1", str(self.primary.port))
+        self.ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen[str]] = []
+        self._dir = tempfile.TemporaryDirectory(prefix="sentinel-")
+
+    @property
+    def env(self) -> dict[str, str]:
+        sentinels = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return {"REDIS_SENTINELS": sentinels, "REDIS_SENTINEL_MASTER": self.NAME, "CELERY_BROKER_URL": "memory://"}
+
+    def start(self) -> SentinelRedis:
+        import redis
+
+        self.primary.start()
+        self.replica.start()
+        replica = redis.Redis(port=self.replica.port)
+        until(lambda: replica.info("replication").get("master_link_status") == "up", 15, "the replica never synced")
+        for port in self.ports:
+            conf = Path(self._dir.name) / f"sentinel-{port}.conf"
+            conf.write_text(
+                SENTINEL_CONF.format(port=port, dir=self._dir.name, name=self.NAME, primary=self.primary.port)
+            )
+            process = subprocess.Popen(
+                ["redis-sentinel", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            wait_for_line(process, "monitor master")
+            _drain(process)
+            self.sentinels.append(process)
+        for port in self.ports:  # each knows the replica and the two other sentinels: a failover can happen
+            sentinel = redis.Redis(port=port)
+            until(
+                lambda s=sentinel: len(s.sentinel_slaves(self.NAME)) == 1 and len(s.sentinel_sentinels(self.NAME)) == 2,
+                30,
+                "the sentinels never found the replica and each other",
+            )
+        return self
+
+    def primary_port(self) -> int:
+        """The primary's port as the sentinels see it now."""
+        import redis
+
+        _, port = redis.Redis(port=self.ports[0]).sentinel_get_master_addr_by_name(self.NAME)
+        return int(port)
+
+    def kill_primary(self) -> None:
+        self.primary.stop()
+
+    def stop(self) -> None:
+        for process in self.sentinels:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        self.replica.stop()
+        self.primary.stop()
+        self._dir.cleanup()
+
+
+def until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll another process's state (no event to await) until ``condition()``; RuntimeError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(what)
 
 
 class Proxy:
@@ -106,8 +230,10 @@ class Proxy:
 
 
 class Cluster:
-    def __init__(self, size: int, env: dict[str, str] | None = None) -> None:
-        self.redis = RedisServer()
+    def __init__(
+        self, size: int, env: dict[str, str] | None = None, redis: RedisServer | SentinelRedis | None = None
+    ) -> None:
+        self.redis = redis or RedisServer()
         self.servers: list[ServerProcess] = []
         self.size = size
         self.proxy: Proxy | None = None
@@ -115,7 +241,7 @@ class Cluster:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"REDIS_URL": self.redis.url, "CELERY_BROKER_URL": self.redis.url, **self.extra_env}
+        return {**self.redis.env, **self.extra_env}
 
     def start(self) -> Cluster:
         self.redis.start()
@@ -167,6 +293,6 @@ class Cluster:
         self.redis.stop()
 
 
-def ensure_redis_installed() -> None:
-    if not any((Path(p) / "redis-server").exists() for p in os.environ.get("PATH", "").split(os.pathsep)):
-        raise RuntimeError("redis-server is not installed: the cluster tests need it (.ci/run installs it with apt)")
+def ensure_redis_installed(program: str = "redis-server") -> None:
+    if not any((Path(p) / program).exists() for p in os.environ.get("PATH", "").split(os.pathsep)):
+        raise RuntimeError(f"{program} is not installed: the cluster tests need it (.ci/run installs it with apt)")

@@ -248,6 +248,20 @@ class Cluster(Namespace):
 
         return await cluster.aserver_side_emit("ping-servers", *args)
 
+    async def on_server_emit_with_ack(self, socket, slow_key, timeout):
+        """Node's serverSideEmitWithAck: the other processes' answers; the process ``slow_key`` answers late."""
+        from realtime import cluster
+
+        try:
+            return {"answers": await cluster.aserver_side_emit_with_ack("maybe-slow", slow_key, timeout=timeout)}
+        except AckTimeout as exc:
+            return {"timeout": str(exc)}
+
+    async def on_key(self, socket):
+        from realtime.runtime import current
+
+        return current().key
+
 
 def _register_server_event():
     from realtime import cluster
@@ -257,6 +271,14 @@ def _register_server_event():
         from realtime.runtime import current
 
         return [current().key, *args]
+
+    @cluster.on_server_event("maybe-slow")
+    async def maybe_slow(slow_key):
+        from realtime.runtime import current
+
+        if current().key == slow_key:
+            await asyncio.sleep(3)  # past the asker's timeout: this process's answer is missing
+        return current().key
 
 
 _register_server_event()

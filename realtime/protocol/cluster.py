@@ -155,6 +155,27 @@ class Broadcast(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class BroadcastAck(Message):
+    """Request: emit to this process's sockets in ``rooms`` and collect their acks within ``timeout`` s.
+
+    The answer is ``{"answers": [...], "missing": n}``: each process says how many of its
+    sockets did not answer in time, so the asker knows a missing ack from a process that is silent.
+    """
+
+    TYPE: ClassVar[str] = "realtime.broadcast_ack"
+    namespace: str = field(metadata=_wire("ns"))
+    rooms: tuple[str, ...]
+    except_rooms: tuple[str, ...]
+    except_ids: tuple[str, ...]
+    event: str
+    args: tuple[JSON, ...]
+    timeout: float
+
+    def _problem(self) -> str | None:
+        return None if 0 <= self.timeout <= 86_400 else "'timeout' must be between 0 and 86400 seconds"
+
+
+@dataclass(frozen=True, slots=True)
 class RoomsChanged(Message):
     """The Room table changed: every process forgets its cached room policies."""
 
@@ -537,6 +558,7 @@ MESSAGE_CLASSES: tuple[type[Message], ...] = (
     Goodbye,
     Reply,
     Broadcast,
+    BroadcastAck,
     RoomsChanged,
     FetchSockets,
     SocketsJoin,

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 import urllib.request
 
 import pytest
@@ -182,6 +183,40 @@ async def test_server_side_emit_collects_every_process(agent, cluster):
     assert len(answers) == 3
     assert {a[1] for a in answers} == {"hi"}
     assert len({a[0] for a in answers}) == 3
+
+
+async def test_a_broadcasts_emit_with_ack_collects_every_clients_answer_on_every_process(agent, cluster):
+    """As Node's io.timeout(ms).emitWithAck with an adapter: clients on the three processes answer."""
+    s = await spread(agent, cluster, per_server=2)
+    for name, socket in s.items():
+        await socket.emit_with_ack("join", "asked")
+        await socket.reply("question", name)
+    [result] = await s["b0"].emit_with_ack("ask-room", "asked", 2.0)
+    assert sorted(answer for [answer] in result["answers"]) == sorted(s)
+
+
+async def test_a_client_that_does_not_answer_on_another_process_is_a_timeout_not_a_wait(agent, cluster):
+    s = await spread(agent, cluster, per_server=1)
+    for name, socket in s.items():
+        await socket.emit_with_ack("join", "half-asked")
+        await (socket.silent("question") if name == "c0" else socket.reply("question", name))
+    start = time.monotonic()
+    [result] = await s["a0"].emit_with_ack("ask-room", "half-asked", 0.5)
+    assert result == {"timeout": "1 of 3 clients did not ack"}  # c's count came back: not a silent process
+    assert time.monotonic() - start < 0.5 + 1.0 + 1.0  # the timeout, the way back, a loaded machine's margin
+
+
+async def test_server_side_emit_with_ack_answers_from_every_other_process(agent, cluster):
+    """Node's serverSideEmitWithAck: the other processes' answers, not this one's; a timeout says how many came."""
+    keys = []
+    for server in cluster.servers:
+        ops = await agent.socket(f"key-{len(keys)}").connect(server.url + "/cluster", "websocket")
+        keys.append((await ops.emit_with_ack("key"))[0])
+    ops = await agent.socket("ops").connect(cluster.servers[0].url + "/cluster", "websocket")
+    [result] = await ops.emit_with_ack("server_emit_with_ack", "nobody", 2.0)
+    assert sorted(result["answers"]) == sorted(keys[1:])
+    [result] = await ops.emit_with_ack("server_emit_with_ack", keys[2], 0.5)  # c answers after 3 s
+    assert result == {"timeout": "timeout reached: only 1 responses received out of 2"}
 
 
 @pytest.mark.parametrize("transport", ["polling", "upgrade", "websocket"])

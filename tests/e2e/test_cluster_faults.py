@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from tests.cluster import Cluster, ensure_redis_installed
+from tests.faults import counter, lose_nothing_through
 from tests.servers import ServerProcess
 
 UNKNOWN = {"code": 1, "message": "Session ID unknown"}
@@ -175,71 +176,6 @@ async def test_redis_outage_local_goes_on_forwarding_fails_fast_and_broadcasts_w
     assert await q.emit_with_ack("echo", "back") == ["back"]
     assert await x.emit_with_ack("broadcast", {**spec, "args": ["after"]}) == ["sent"]
     assert await y.next_event("news") == ["after"]
-
-
-async def collect(socket, wanted, timeout):
-    """Wait until ``socket`` has heard every (sender, number) in ``wanted``: {message: when it was heard}, in order."""
-    heard_ = {}
-    async with asyncio.timeout(timeout):
-        while not wanted <= heard_.keys():
-            sender, number = await socket.next_event("n", timeout=timeout)
-            message = (sender, number)
-            assert message not in heard_, f"{message} heard twice"
-            heard_[message] = time.monotonic()
-    return heard_
-
-
-async def steady(sender, tag, to, stop, period=0.03):
-    """Broadcast (tag, 0), (tag, 1), ... to ``to`` about 30 times a second until ``stop``: {message: when sent}."""
-    sent = {}
-    while not stop.is_set():
-        message = (tag, len(sent))
-        spec = {"event": "n", "to": [to], "args": list(message)}
-        sent[message] = time.monotonic()
-        assert await sender.emit_with_ack("broadcast", spec) == ["sent"]  # kept in the outbox, never refused
-        await asyncio.sleep(period)  # the sending rate, not synchronisation
-    return sent
-
-
-async def counter(server, name):
-    """A counter's value in the server's /metrics (REALTIME["METRICS_PATH"] in tests.settings)."""
-    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/metrics") as response:
-        text = await response.text()
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
-
-
-async def lose_nothing_through(agent, faults, fault, room):
-    """Two senders (one per process) broadcast steadily through ``fault``; both listeners hear everything once."""
-    a, b = faults.servers
-    senders = [await agent.socket(f"s{i}").connect(server.url, "websocket") for i, server in enumerate((a, b))]
-    listeners = [await agent.socket(f"l{i}").connect(server.url, "websocket") for i, server in enumerate((a, b))]
-    for socket in listeners:
-        await socket.emit_with_ack("join", room)
-    marks = [a.mark(), b.mark()]
-    stop = asyncio.Event()
-    streams = [asyncio.ensure_future(steady(s, f"from-{i}", room, stop)) for i, s in enumerate(senders)]
-    back = await fault(stop)
-    sent = {message: at for stream in await asyncio.gather(*streams) for message, at in stream.items()}
-    during = [message for message, at in sent.items() if at < back]
-    assert len(during) > 100
-    delays = []
-    for listener in listeners:
-        heard_ = await collect(listener, set(sent), timeout=10)
-        assert heard_.keys() == sent.keys()  # every message, none twice (collect checks), nothing else
-        for tag in ("from-0", "from-1"):  # in each sender's order
-            numbers = [n for t, n in heard_ if t == tag]
-            assert numbers == sorted(numbers)
-        assert await heard(listener, "n") == []
-        delays.append(max(heard_[message] for message in during) - back)
-    for server, mark in zip((a, b), marks, strict=True):
-        log = server.log()[mark:]
-        assert "ERROR" not in log and "Traceback" not in log, log
-        assert re.search(
-            r"channel layer reachable again; cross-process traffic resumes \(\d+ cross-process "
-            r"messages kept to publish now, 0 lost during the outage",
-            log,
-        ), log
-    return max(delays), len(during)
 
 
 async def test_redis_killed_for_10_s_loses_no_broadcast(agent, faults):

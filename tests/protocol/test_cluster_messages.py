@@ -10,6 +10,7 @@ from realtime.protocol.cluster import (
     MESSAGE_CLASSES,
     MESSAGE_TYPES,
     Broadcast,
+    BroadcastAck,
     CredentialsChanged,
     DisconnectSockets,
     Envelope,
@@ -190,6 +191,22 @@ CASES = [
             "ns": "/chat",
             "room": "lobby",
             "close": True,
+            "origin": "a1b2c3",
+            "request_id": "a1b2c3-0",
+            "reply_to": "a1b2c3",
+        },
+    ),
+    (
+        request(BroadcastAck("/chat", ("lobby",), (), ("s1",), "poll", ("which?", b"\x01"), 2.5)),
+        {
+            "type": "realtime.broadcast_ack",
+            "ns": "/chat",
+            "rooms": ["lobby"],
+            "except_rooms": [],
+            "except_ids": ["s1"],
+            "event": "poll",
+            "args": ["which?", b"\x01"],
+            "timeout": 2.5,
             "origin": "a1b2c3",
             "request_id": "a1b2c3-0",
             "reply_to": "a1b2c3",
@@ -430,10 +447,11 @@ def broadcasts(draw):
 
 
 MESSAGES = {
-    Heartbeat: st.builds(Heartbeat, peer_infos, st.booleans()),
+    Heartbeat: st.builds(Heartbeat, peer_infos, st.booleans(), st.booleans()),
     Goodbye: st.builds(Goodbye, text, text),
     Reply: st.builds(Reply, text, user_data),
     Broadcast: broadcasts(),
+    BroadcastAck: st.builds(BroadcastAck, text, names, names, names, text, args, st.floats(0, 3600, allow_nan=False)),
     RoomsChanged: st.builds(RoomsChanged),
     FetchSockets: st.builds(FetchSockets, text, rooms),
     SocketsJoin: st.builds(SocketsJoin, text, rooms, names),
@@ -596,6 +614,7 @@ ACCEPTS = {
     "relay_id": is_str,
     "frame": lambda value: isinstance(value, (str, bytes)),
     "code": is_int,
+    "timeout": lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
 }
 INFO_ACCEPTS = {
     "id": is_str,

@@ -470,7 +470,9 @@ def redis_of_layer(layers: dict[str, Any]) -> Any:
         if "address" in host:
             return redis.Redis.from_url(host["address"], **options)
         return redis.Redis(**options)
-    return redis.Redis.from_url(redis_url_of_layer(layers))
+    if isinstance(host, (tuple, list)):
+        return redis.Redis(host=host[0], port=host[1])
+    return redis.Redis.from_url(str(host))
 
 
 def recovery_from_settings(value: object, layers: dict[str, Any], key: str) -> Recovery | None:

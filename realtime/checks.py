@@ -70,6 +70,8 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         *_allowed_ips(merged["METRICS_ALLOWED_IPS"]),
         *_operator_paths(merged),
         *_tracing(merged["TRACING"]),
+        *_queue_age(merged),
+        *_sentinel_hosts(getattr(settings, "CHANNEL_LAYERS", {})),
     ]
 
 
@@ -341,3 +343,52 @@ def _tracing(value: object) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+# A Redis restart or a Sentinel failover takes a few seconds; an outbox that forgets sooner loses them.
+SHORTEST_SAFE_QUEUE_AGE = 10_000
+
+
+def _queue_age(merged: dict[str, Any]) -> list[CheckMessage]:
+    age = merged["CLUSTER_QUEUE_AGE"]
+    if isinstance(age, int) and not isinstance(age, bool) and 0 < age < SHORTEST_SAFE_QUEUE_AGE:
+        return [
+            Warning(
+                f"REALTIME['CLUSTER_QUEUE_AGE'] is {age} ms: cross-process messages kept through a Redis "
+                "outage are dropped after that, shorter than a Redis restart or a Sentinel failover takes.",
+                hint=f"Keep it at {SHORTEST_SAFE_QUEUE_AGE} ms or more (the default is 60000).",
+                id="realtime.W003",
+            )
+        ]
+    return []
+
+
+def _sentinel_hosts(layers: object) -> list[CheckMessage]:
+    """channels-redis takes a Sentinel host as {"sentinels": [(host, port), ...], "master_name": ...}."""
+    layer = layers.get("default") if isinstance(layers, dict) else None
+    if not isinstance(layer, dict) or "channels_redis" not in str(layer.get("BACKEND", "")):
+        return []
+    hosts = layer.get("CONFIG", {}).get("hosts") or []
+    errors: list[CheckMessage] = []
+    for host in hosts if isinstance(hosts, (list, tuple)) else []:
+        if not isinstance(host, dict) or ("sentinels" not in host and "master_name" not in host):
+            continue
+        sentinels = host.get("sentinels")
+        pairs = isinstance(sentinels, (list, tuple)) and sentinels and all(_is_address(s) for s in sentinels)
+        if not pairs or not isinstance(host.get("master_name"), str) or not host["master_name"]:
+            errors.append(
+                Error(
+                    f"CHANNEL_LAYERS['default'] has a Sentinel host realtime cannot use: {host!r}.",
+                    hint="Give it 'sentinels', a list of (host, port) pairs, and 'master_name', the name the "
+                    "sentinels monitor: {'sentinels': [('10.0.0.1', 26379), ...], 'master_name': 'mymaster'}.",
+                    id="realtime.E017",
+                )
+            )
+    return errors
+
+
+def _is_address(value: object) -> bool:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return False
+    host, port = value
+    return isinstance(host, str) and isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536

@@ -37,6 +37,8 @@ def test_the_defaults_pass(settings):
         ({"LOG_RATE_LINES": 0}, ["realtime.E002"]),
         ({"LOG_RATE_INTERVAL": "10s"}, ["realtime.E002"]),
         ({"ADMIN_UI": "/admin"}, ["realtime.E011"]),
+        ({"CLUSTER_QUEUE_AGE": 0}, ["realtime.E002"]),
+        ({"CLUSTER_QUEUE_AGE": 5_000}, ["realtime.W003"]),
         ({"ADMIN_UI": {"NAMESPACE": "admin"}}, ["realtime.E011"]),
         ({"ADMIN_UI": {"PASSWORD": "secret"}}, ["realtime.E011"]),
         ({"ADMIN_UI": {"SESSION_TTL": 0}}, ["realtime.E011"]),
@@ -86,6 +88,34 @@ def test_tracing_without_opentelemetry_names_the_extra(settings, monkeypatch):
     settings.REALTIME = {"TRACING": True}
     (error,) = [m for m in run_checks() if m.id == "realtime.E016"]
     assert "opentelemetry-api" in error.msg and "[otel]" in error.hint
+
+
+SENTINEL = "channels_redis.pubsub.RedisPubSubChannelLayer"
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ({"sentinels": [("10.0.0.1", 26379), ["10.0.0.2", 26379]], "master_name": "mymaster"}, []),
+        ({"sentinels": [("10.0.0.1", 26379)]}, ["realtime.E017"]),  # no master_name
+        ({"sentinels": [], "master_name": "mymaster"}, ["realtime.E017"]),
+        ({"sentinels": ["10.0.0.1:26379"], "master_name": "mymaster"}, ["realtime.E017"]),
+        ({"sentinels": [("10.0.0.1", "26379")], "master_name": "mymaster"}, ["realtime.E017"]),
+        ({"master_name": "mymaster"}, ["realtime.E017"]),
+        ("redis://127.0.0.1:6379/0", []),
+        ({"address": "redis://127.0.0.1:6379/0"}, []),
+    ],
+)
+def test_a_sentinel_host_names_its_sentinels_and_its_primary(settings, host, expected):
+    settings.REALTIME = {}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": SENTINEL, "CONFIG": {"hosts": [host]}}}
+    assert ids(run_checks()) == expected
+
+
+def test_a_short_outbox_age_says_what_it_loses(settings):
+    settings.REALTIME = {"CLUSTER_QUEUE_AGE": 2_000}
+    (warning,) = [m for m in run_checks() if m.id == "realtime.W003"]
+    assert "Sentinel failover" in warning.msg and "10000" in warning.hint
 
 
 def test_star_origin_warns_that_it_lets_any_site_in(settings):

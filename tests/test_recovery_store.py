@@ -9,6 +9,7 @@ from realtime.recovery import (
     Recovery,
     SocketState,
     StoredPacket,
+    redis_of_layer,
     redis_url_of_layer,
 )
 
@@ -128,3 +129,18 @@ async def test_the_backlog_keeps_the_stores_byte_bound():
     await recovery.record(packet("d", frames=("2[1]",)))
     await recovery.find("nobody", "x", "/")  # drains
     assert [p.offset for _, p in store.packets["/"]] == ["c", "d"]
+
+
+def test_behind_sentinel_the_store_asks_the_sentinels_for_the_primary():
+    host = {"sentinels": [("127.0.0.1", 26379), ("127.0.0.1", 26380)], "master_name": "mymaster", "db": 2}
+    layers = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [host]}}}
+    client = redis_of_layer(layers)  # nothing is connected yet: the primary is found at the first command
+    pool = client.connection_pool
+    assert type(pool).__name__ == "SentinelConnectionPool" and pool.service_name == "mymaster"
+    assert [
+        (c.connection_pool.connection_kwargs["host"], c.connection_pool.connection_kwargs["port"])
+        for c in pool.sentinel_manager.sentinels
+    ] == [("127.0.0.1", 26379), ("127.0.0.1", 26380)]
+    assert pool.connection_kwargs["db"] == 2
+    assert redis_url_of_layer(layers) is None
+    assert redis_of_layer({"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}) is None

@@ -150,7 +150,7 @@ class Recovery:
     async def record(self, packet: StoredPacket) -> None:
         if not self._backlog:
             try:
-                await self.store.append(packet)
+                await asyncio.wait_for(self.store.append(packet), WRITE_TIMEOUT)
                 return
             except Exception as exc:
                 throttled(logger, logging.WARNING, "store append", "recovery store unreachable, packets kept: %r", exc)
@@ -163,7 +163,7 @@ class Recovery:
     async def save(self, state: SocketState, live: bool) -> None:
         if state.pid not in self._unsaved:
             try:
-                await self.store.save(state, live)
+                await asyncio.wait_for(self.store.save(state, live), WRITE_TIMEOUT)
                 return
             except Exception as exc:
                 throttled(
@@ -180,7 +180,7 @@ class Recovery:
     async def drop(self, pid: str) -> None:
         self._unsaved.pop(pid, None)
         try:
-            await self.store.drop(pid)
+            await asyncio.wait_for(self.store.drop(pid), WRITE_TIMEOUT)
         except Exception as exc:
             throttled(logger, logging.WARNING, "store drop", "recovery state not dropped: %r", exc)
 
@@ -210,28 +210,32 @@ class Recovery:
         while self._backlog:
             kept_at, packet = self._backlog[0]
             if kept_at >= horizon:  # older than the window: nobody can recover to it any more
-                await self.store.append(packet)
+                await asyncio.wait_for(self.store.append(packet), WRITE_TIMEOUT)
                 written += 1
             self._backlog.popleft()
             self._backlog_bytes -= packet.size
         for pid, (state, live) in list(self._unsaved.items()):
-            await self.store.save(state, live)
+            await asyncio.wait_for(self.store.save(state, live), WRITE_TIMEOUT)
             if self._unsaved.get(pid) == (state, live):
                 del self._unsaved[pid]
             written += 1
         return written
 
     async def find(self, pid: str, offset: str, namespace: str) -> SocketState | None:
-        """The state a reconnecting client may take back, or None (unknown, expired, other namespace, offset gone)."""
+        """The state a reconnecting client may take back, or None (unknown, expired, other namespace, offset gone).
+
+        It stays in the store: the recovered socket writes it again as its own once connected. Taking it
+        out here lost it whenever the CONNECT did not complete: a deploy's SIGTERM reached the process
+        between the two (measured in tests/e2e/test_hosts.py: the client came back as a new socket).
+        """
         try:
             if self._backlog or self._unsaved:
                 await self._drain()  # what the client may have seen goes in first, so its offset is found
-            state = await self.store.load(pid)
+            state = await asyncio.wait_for(self.store.load(pid), READ_TIMEOUT)
             if state is None or state.namespace != namespace:
                 return None
-            if not await self.store.has_offset(namespace, offset):
+            if not await asyncio.wait_for(self.store.has_offset(namespace, offset), READ_TIMEOUT):
                 return None
-            await self.store.drop(pid)  # taken: one reconnect gets it, once
             return state
         except Exception as exc:
             throttled(logger, logging.WARNING, "store load", "recovery not possible: %r", exc)
@@ -240,12 +244,16 @@ class Recovery:
     async def missed(self, state: SocketState, offset: str) -> list[StoredPacket]:
         """What was emitted to the socket after ``offset``, oldest first."""
         try:
-            packets = await self.store.since(state.namespace, offset)
+            packets = await asyncio.wait_for(self.store.since(state.namespace, offset), READ_TIMEOUT)
         except Exception as exc:
             throttled(logger, logging.WARNING, "store since", "missed packets not read: %r", exc)
             return []
         rooms = frozenset((*state.rooms, state.sid))  # what went to the socket's own id too
-        return [p for p in packets if p.reaches(state.sid, rooms)]
+        once: dict[str, StoredPacket] = {}  # a late write after a timed-out one may have kept a packet twice
+        for p in packets:
+            if p.reaches(state.sid, rooms):
+                once.setdefault(p.offset, p)
+        return list(once.values())
 
 
 # -- in memory: the in-memory channel layer's one process --------------------------------------
@@ -332,6 +340,13 @@ return total
 SCAN_BATCH = 200
 # How often what the store refused is tried again, in seconds.
 RETRY_INTERVAL = 0.5
+# Longest waits for one store call: a Redis that is cut off (no refusal, packets lost) would
+# otherwise hold an emit, a join or a CONNECT until TCP gives up, minutes later. Past a write's,
+# the packet or state waits in the backlog and is written late (a write that timed out yet landed
+# is then kept twice: the replay keeps each offset once), so it is short: an emit waits at most
+# that long, once per outage. Past a read's, a reconnecting client connects afresh, so it is longer.
+WRITE_TIMEOUT = 0.5
+READ_TIMEOUT = 2.0
 
 
 def _namespace_key(namespace: str) -> str:

@@ -11,16 +11,42 @@ import time
 import aiohttp
 
 
-async def collect(socket, wanted, timeout):
-    """Wait until ``socket`` has heard every (sender, number) in ``wanted``: {message: when it was heard}, in order."""
-    heard_ = {}
-    async with asyncio.timeout(timeout):
-        while not wanted <= heard_.keys():
-            sender, number, *_ = await socket.next_event("n", timeout=timeout)  # with recovery on: an offset
+class Listening:
+    """What one socket hears of the "n" events, timed as they arrive: it listens from its creation on."""
+
+    def __init__(self, socket):
+        self.socket = socket
+        self.heard = {}  # (sender, number) -> when it arrived
+        self.twice = []
+        self._grew = asyncio.Event()
+        self._task = asyncio.ensure_future(self._listen())
+
+    async def _listen(self):
+        while True:
+            sender, number, *_ = await self.socket.next_event("n", timeout=3600)  # with recovery on: an offset
             message = (sender, number)
-            assert message not in heard_, f"{message} heard twice"
-            heard_[message] = time.monotonic()
-    return heard_
+            if message in self.heard:
+                self.twice.append(message)
+            else:
+                self.heard[message] = time.monotonic()
+            self._grew.set()
+
+    async def until(self, wanted, timeout):
+        """Wait until every message in ``wanted`` arrived; then stop listening: {message: when it arrived}."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not wanted <= self.heard.keys():
+                    self._grew.clear()
+                    await self._grew.wait()
+        finally:
+            self._task.cancel()
+        assert self.twice == [], f"heard twice: {self.twice[:5]}"
+        return self.heard
+
+
+async def collect(socket, wanted, timeout):
+    """Every message of ``wanted`` that ``socket`` hears from now on (only for what comes without delay)."""
+    return await Listening(socket).until(wanted, timeout)
 
 
 async def steady(sender, tag, to, stop, period=0.03):
@@ -50,6 +76,7 @@ async def lose_nothing_through(agent, faults, fault, room):
     for socket in listeners:
         await socket.emit_with_ack("join", room)
     marks = [a.mark(), b.mark()]
+    listening = [Listening(listener) for listener in listeners]
     stop = asyncio.Event()
     streams = [asyncio.ensure_future(steady(s, f"from-{i}", room, stop)) for i, s in enumerate(senders)]
     back = await fault(stop)
@@ -57,9 +84,9 @@ async def lose_nothing_through(agent, faults, fault, room):
     during = [message for message, at in sent.items() if at < back]
     assert len(during) > 100
     delays = []
-    for listener in listeners:
-        heard_ = await collect(listener, set(sent), timeout=10)
-        assert heard_.keys() == sent.keys()  # every message, none twice (collect checks), nothing else
+    for listener, heard_ in zip(listeners, listening, strict=True):
+        heard_ = await heard_.until(set(sent), timeout=10)
+        assert heard_.keys() == sent.keys()  # every message, none twice (until checks), nothing else
         for tag in ("from-0", "from-1"):  # in each sender's order
             numbers = [n for t, n in heard_ if t == tag]
             assert numbers == sorted(numbers)

@@ -35,6 +35,7 @@ HOP_BY_HOP = {
 }
 # What nginx resends to the next backend after an error (``proxy_next_upstream`` without ``non_idempotent``).
 IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+CONNECT_TIMEOUT = 1.0
 
 
 def make_app(backends: list[str]) -> web.Application:
@@ -47,10 +48,13 @@ def make_app(backends: list[str]) -> web.Application:
         # polling client holds a long GET, and aiohttp's default of 100 would queue everything behind them.
         # No Accept-Encoding of its own (aiohttp adds "gzip, deflate"): the backend would then compress
         # answers for clients that never asked (Node's socket.io-client does not), and they would fail.
+        # A backend that does not even accept within a second (a host cut off the network: no RST, the
+        # SYN is lost) is skipped like a refusing one, as nginx's proxy_connect_timeout does.
         app["client"] = aiohttp.ClientSession(
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding",),
             connector=aiohttp.TCPConnector(force_close=True, limit=0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
         )
         yield
         await app["client"].close()
@@ -67,7 +71,7 @@ def make_app(backends: list[str]) -> web.Application:
                 if websocket:
                     return await relay_websocket(request, backend, headers)
                 return await forward(request, backend, headers, body)
-            except aiohttp.ClientConnectorError:  # refused: it never saw the request
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):  # it never saw the request
                 continue
             except aiohttp.WSServerHandshakeError as exc:  # it answered the upgrade with an error: pass it on
                 return web.Response(status=exc.status, text=exc.message)

@@ -29,6 +29,7 @@ class ServerProcess:
         log_dir: Path | None = None,
         env: dict[str, str] | None = None,
         asgi_server: str = "daphne",
+        netns: tuple[str, str, int] | None = None,
     ) -> None:
         self.settings = settings
         self.asgi_server = asgi_server
@@ -38,16 +39,22 @@ class ServerProcess:
         self.log_path = (log_dir or ROOT / "tests" / "artifacts") / f"{asgi_server}-{os.getpid()}-{id(self)}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        # (namespace, address, port): daphne runs in that Linux network namespace and binds there itself
+        # (tests/hosts.py); its readiness is then the log's "Listening on TCP address".
+        self.netns = netns
+        self.address = "127.0.0.1" if netns is None else netns[1]
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.address}:{self.port}"
 
     def start(self) -> ServerProcess:
+        if self.netns is not None:
+            return self._start_in_namespace(*self.netns)
         listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
         self.port = listener.getsockname()[1]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +69,15 @@ class ServerProcess:
                 pass_fds=[listener.fileno()],
             )
         listener.close()  # daphne holds its own copy
+        return self
+
+    def _start_in_namespace(self, namespace: str, address: str, port: int) -> ServerProcess:
+        self.port = port
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings, "PYTHONUNBUFFERED": "1", **self.extra_env}
+        command = ["ip", "netns", "exec", namespace, str(BIN / "daphne"), "-b", address, "-p", str(port), self.app]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         return self
 
     def _command(self, fd: int) -> list[str]:

@@ -55,7 +55,7 @@ async def aim_next_connection_away_from(url, key):
     raise AssertionError("no handshake reached the process holding the client")
 
 
-async def away_and_back(agent, cluster, kill=False):
+async def away_and_back(agent, cluster, kill=False, terminate=False):
     url = cluster.proxy.url
     client = await agent.socket("client").open(url, "websocket", **RECONNECT)
     _, (first_id, _) = await client.next("connect")
@@ -66,9 +66,9 @@ async def away_and_back(agent, cluster, kill=False):
     [before] = await client.emit_with_ack("recovery")
     assert (before["id"], before["recovered"], before["rooms"]) == (first_id, False, sorted([first_id, "r"]))
     other = await connect_on_other_process(agent, url, before["process"])
-    if kill:
+    if kill or terminate:
         [holder] = [s for s in cluster.servers if s.process.pid == before["pid"]]
-        holder.kill()
+        holder.kill() if kill else holder.stop()
     else:
         await client.break_transport()
     _, [reason] = await client.next("disconnect")
@@ -80,7 +80,7 @@ async def away_and_back(agent, cluster, kill=False):
         {"to": ["r"], "event": "news", "args": [2]},
     ):
         assert await other.emit_with_ack("broadcast", spec) == ["sent"]
-    if not kill:
+    if not (kill or terminate):
         await aim_next_connection_away_from(url, before["process"])
     _, (second_id, _) = await client.next("connect", timeout=10)
     assert second_id == first_id
@@ -119,6 +119,11 @@ async def test_a_deliberate_disconnect_is_not_recovered(agent, recovery_cluster)
 
 async def test_recovered_after_kill_9_of_the_process_that_held_it(agent, recovery_cluster):
     await away_and_back(agent, recovery_cluster, kill=True)
+
+
+async def test_recovered_after_sigterm_of_the_process_that_held_it(agent, recovery_cluster):
+    """A deploy: the process shuts down ("server shutting down"), its clients recover on the other."""
+    await away_and_back(agent, recovery_cluster, terminate=True)
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["transport-lost", "kill-9"])

@@ -9,13 +9,13 @@ PORT ?= 3000
 CHROMIUM ?= /usr/bin/chromium
 export CHROMIUM
 
-.PHONY: run test bench soak setup versions chromium redis nginx openssl prometheus lint clients pytest conformance-server clean
+.PHONY: run test bench soak faults hosts setup versions chromium redis iproute2 nginx openssl prometheus lint clients pytest conformance-server clean
 
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/daphne -b 127.0.0.1 -p 8000 project.asgi:application
 
-test: setup chromium redis nginx openssl prometheus lint clients pytest
+test: setup chromium redis iproute2 nginx openssl prometheus lint clients pytest
 
 setup: versions $(VENV)/.installed node_modules/.installed static/vendor/socket.io.min.js
 
@@ -64,6 +64,13 @@ redis:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-sentinel; }
 	@command -v redis-sentinel >/dev/null
 
+# The hosts test (tests/e2e/test_hosts.py) builds network namespaces with iproute2's ip (as root).
+iproute2:
+	@command -v ip >/dev/null || { \
+		echo "make: ip is missing; installing Debian's iproute2 with apt-get (needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
+	@command -v ip >/dev/null
+
 # The Deploy test (tests/install/test_deploy.py) runs Debian's nginx on free ports with its own config,
 # and makes its TLS certificate with openssl.
 nginx:
@@ -99,7 +106,7 @@ lint: $(VENV)/.installed
 clients: $(VENV)/.installed
 	$(BIN)/python -m tests.clients.native
 
-pytest: setup chromium redis nginx openssl prometheus clients
+pytest: setup chromium redis iproute2 nginx openssl prometheus clients
 	$(BIN)/python -m pytest
 
 # Benchmarks against python-socketio on daphne and uvicorn (tests/bench/run.py); not part of `make test`.
@@ -116,6 +123,14 @@ $(VENV)/.bench: tests/bench/requirements.txt $(VENV)/.installed
 # SOAK_ARGS="--seconds 60" for the CI's short run.
 soak: setup redis
 	$(BIN)/python -m tests.soak.run $(SOAK_ARGS)
+
+# The broker faults of README's "Cluster faults" table, printing what each measured: Redis killed
+# and stalled, a Sentinel failover (also part of `make test`), and the hosts apart (`make hosts`).
+faults: setup redis clients
+	$(BIN)/python -m pytest -s tests/e2e/test_cluster_faults.py tests/e2e/test_sentinel.py tests/e2e/test_hosts.py
+
+hosts: setup redis iproute2 clients
+	$(BIN)/python -m pytest -s tests/e2e/test_hosts.py
 
 # The public Engine.IO conformance suite (socketio/engine.io-protocol, test-suite/)
 # expects an echo endpoint at /engine.io/ on localhost:$(PORT).

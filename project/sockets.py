@@ -7,11 +7,14 @@ under the same name in the same room without extra round trips.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from realtime import Namespace
+from realtime import ClusterUnavailable, Namespace
+
+logger = logging.getLogger("realtime.demo")
 
 DEFAULT_ROOM = "lobby"
 MAX_NICK = 24
@@ -100,12 +103,24 @@ class Chat(Namespace):
         await self._notice(room, f"{socket.data['nick']} left #{room}")
 
     async def _typing(self, room: str, socket, typing: bool) -> None:
-        await socket.to(room).emit("typing", {"id": socket.id, "nick": socket.data["nick"], "typing": typing})
+        await _tell(socket.to(room), "typing", {"id": socket.id, "nick": socket.data["nick"], "typing": typing})
 
     async def _notice(self, room: str, text: str, sender=None) -> None:
         """A line for everyone in the room (but ``sender``, who sees the ack or welcome instead)."""
         target = sender.to(room) if sender is not None else self.to(room)
-        await target.emit("notice", {"text": text, "at": _now()})
+        await _tell(target, "notice", {"text": text, "at": _now()})
+
+
+async def _tell(target, event: str, payload: dict[str, Any]) -> None:
+    """Emit a notice or a typing indicator, which a join, a rename or a disconnect does not fail for.
+
+    Through a Redis outage it waits in the outbox like any broadcast; only once the outbox is full
+    (``ClusterUnavailable``) is it lost to the other processes' clients, and one line says so.
+    """
+    try:
+        await target.emit(event, payload)
+    except ClusterUnavailable:
+        logger.warning("%s not sent to the other processes: the cross-process outbox is full", event)
 
 
 def _clean(value: Any, limit: int) -> str:

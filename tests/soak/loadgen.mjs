@@ -18,7 +18,7 @@ const counts = {
   echoSent: 0, echoOk: 0, echoWrong: 0, echoTimeout: 0,
   joins: 0, leaves: 0, roomAckTimeouts: 0, roomAckWrong: 0,
   shouts: 0, shoutAckTimeouts: 0, expectedDeliveries: 0, delivered: 0, lost: 0,
-  duplicates: 0, misdelivered: 0, late: 0, skipped: 0,
+  duplicates: 0, misdelivered: 0, late: 0, skipped: 0, pollingDisconnects: 0, pollingConnectErrors: 0, droppedAcks: 0,
 };
 const errors = []; // the first few of each kind, with detail
 const errorKinds = new Map();
@@ -88,9 +88,14 @@ setInterval(() => {
 // -- clients ---------------------------------------------------------------------------------
 const clients = [];
 
+// Polling through the proxy without sticky sessions is forwarded between the processes through the
+// channel layer: while Redis is down those clients are dropped, and counted apart (run.py allows it then only).
+const DROPPED = Symbol("dropped");
+const isPolling = (index) => config.pollingShare > 0 && index % Math.round(1 / config.pollingShare) === 0;
+
 function target(index) {
   // most over WebSocket straight to a server; a share over polling through the round-robin proxy
-  if (config.pollingShare > 0 && index % Math.round(1 / config.pollingShare) === 0) {
+  if (isPolling(index)) {
     return { url: config.proxy, options: { transports: ["polling"], upgrade: false } };
   }
   return { url: config.bases[index % config.bases.length], options: { transports: ["websocket"] } };
@@ -101,6 +106,7 @@ function open(client) {
   const socket = io(url, { forceNew: true, reconnection: false, timeout: 20_000, ...options });
   client.socket = socket;
   client.leaving = false;
+  client.dropped = false;
   return new Promise((resolve) => {
     // socket.io-client times out the transport's opening, not the namespace CONNECT: this does
     let settled = false;
@@ -108,7 +114,10 @@ function open(client) {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (!ok) { counts.connectErrors++; error("connect_error", { client: client.index, message: why }); }
+      if (!ok) {
+        counts[isPolling(client.index) ? "pollingConnectErrors" : "connectErrors"]++;
+        error("connect_error", { client: client.index, message: why, t: Math.round(elapsed()) });
+      }
       resolve(ok);
     };
     const timer = setTimeout(() => settle(false, `no connect in ${ACK_MS * 3} ms`), ACK_MS * 3);
@@ -118,9 +127,12 @@ function open(client) {
       settle(false, `disconnected before connecting: ${reason}`);
       client.connected = false;
       if (!client.leaving) {
-        counts.unexpectedDisconnects++;
-        error("disconnect", { client: client.index, reason });
-        for (const name of client.rooms) rooms.get(name).members.delete(client.index);
+        const polling = isPolling(client.index);
+        if (polling) counts.pollingDisconnects++;
+        else counts.unexpectedDisconnects++;
+        error(polling ? "polling disconnect" : "disconnect", { client: client.index, reason, t: Math.round(elapsed()) });
+        client.dropped = polling; // its acks in flight will not come: counted with its drop, not as timeouts
+        for (const name of client.rooms) { notOwed(client, name); rooms.get(name).members.delete(client.index); }
         client.rooms.clear();
       }
     });
@@ -129,9 +141,10 @@ function open(client) {
 }
 
 function ack(client, event, ...args) {
-  // resolves with the ack's arguments, or null after ACK_MS
+  // resolves with the ack's arguments, or null after ACK_MS; a polling client dropped meanwhile (see
+  // isPolling) resolves with DROPPED, which its drop has counted already
   return new Promise((resolve) => {
-    client.socket.timeout(ACK_MS).emit(event, ...args, (err, ...answer) => resolve(err ? null : answer));
+    client.socket.timeout(ACK_MS).emit(event, ...args, (err, ...answer) => resolve(err ? (client.dropped ? DROPPED : null) : answer));
   });
 }
 
@@ -142,20 +155,38 @@ async function join(client, name) {
   for (const id of room.inflight) messages.get(id)?.maybe.add(client.index);
   const answer = await ack(client, "join", name);
   room.changing.delete(client.index);
+  if (answer === DROPPED) { counts.droppedAcks++; return; }
   if (answer === null) { counts.roomAckTimeouts++; error("join ack timeout", { client: client.index, name }); return; }
   if (answer[0] !== "joined") { counts.roomAckWrong++; error("join ack", { answer }); return; }
   counts.joins++;
   if (client.connected) { room.members.add(client.index); client.rooms.add(name); }
 }
 
+function notOwed(client, name) {
+  // what is in flight to ``name`` is no longer owed to ``client`` (it left the room, or was dropped)
+  for (const id of rooms.get(name).inflight) {
+    const message = messages.get(id);
+    if (message?.open && message.expected.delete(client.index)) {
+      message.maybe.add(client.index);
+      if (!message.got.has(client.index)) {
+        counts.expectedDeliveries--;
+        if (--message.remaining === 0) finish(message);
+      }
+    }
+  }
+}
+
 async function leave(client, name) {
-  // no longer expected from now on; may still get what is in flight until the ack
+  // no longer expected from now on; may still get what is in flight until the ack (a broadcast
+  // delayed by a Redis outage may arrive after the leave: it is not owed any more)
   const room = rooms.get(name);
+  notOwed(client, name);
   room.members.delete(client.index);
   client.rooms.delete(name);
   room.changing.add(client.index);
   const answer = await ack(client, "leave", name);
   room.changing.delete(client.index);
+  if (answer === DROPPED) { counts.droppedAcks++; return; }
   if (answer === null) { counts.roomAckTimeouts++; error("leave ack timeout", { client: client.index, name }); return; }
   if (answer[0] !== "left") { counts.roomAckWrong++; error("leave ack", { answer }); return; }
   counts.leaves++;
@@ -166,6 +197,7 @@ async function echo(client) {
   const payload = `echo ${seq} é✓ ` + "x".repeat(seq % 100);
   const sentAt = performance.now();
   const answer = await ack(client, "echo", seq, payload);
+  if (answer === DROPPED) { counts.droppedAcks++; return; }
   if (answer !== null) latency.echo.push(performance.now() - sentAt);
   if (answer === null) { counts.echoTimeout++; error("echo ack timeout", { client: client.index, seq }); }
   else if (answer[0] !== seq || answer[1] !== payload) { counts.echoWrong++; error("echo answer", { seq, answer }); }
@@ -188,6 +220,7 @@ async function shout(client) {
   room.inflight.add(id);
   if (expected.size === 0) finish(message);
   const answer = await ack(client, "shout", name, id);
+  if (answer === DROPPED) { counts.droppedAcks++; return; }
   if (answer === null) { counts.shoutAckTimeouts++; error("shout ack timeout", { client: client.index, id }); }
 }
 

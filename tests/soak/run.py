@@ -16,6 +16,12 @@ answers, duplicates, deliveries to non-members, tracebacks or ERROR lines in
 the server logs); 0 messages lost (every broadcast has an expected recipient
 set, every receipt is checked); each server's RSS at the end under 10 % above
 its RSS at the start of the measured period (after the warm-up).
+
+In the middle of the measured period Redis is killed for ``--outage`` seconds (5 by default) and
+restarted on its port: nothing may be lost, since broadcasts wait in each process's outbox and are
+delivered within the load generator's 10 s. The clients polling through the proxy, whose requests
+are forwarded between the processes through the channel layer, are dropped meanwhile and counted
+apart; that is allowed then, and only then.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--join-rate", type=float, default=20, help="joins per second (and as many leaves)")
     parser.add_argument("--reconnect-rate", type=float, default=5, help="disconnect + reconnect per second")
     parser.add_argument("--connect-concurrency", type=int, default=200)
+    parser.add_argument("--outage", type=float, default=5.0, help="seconds Redis is down mid-run; 0: none")
     args = parser.parse_args(argv)
     if args.warmup is None:
         args.warmup = 30.0 if args.seconds >= 300 else 20.0
@@ -116,6 +123,8 @@ class Soak:
         self.rss: dict[str, list[int]] = {}
         self.loadgen: dict[str, Any] = {}
         self.report_path = ARTIFACTS / f"soak-{stamp}.json"
+        self.outage: dict[str, Any] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         ensure_redis_installed()
@@ -163,11 +172,24 @@ class Soak:
             },
         }
 
+    async def redis_outage(self) -> None:
+        """Kill Redis (SIGKILL) for --outage seconds and start it again on its port."""
+        seconds = self.args.outage
+        print(f"soak: Redis killed for {seconds:.0f} s", flush=True)
+        down = time.monotonic()
+        self.redis.stop()
+        await asyncio.sleep(seconds)  # the outage itself
+        await asyncio.to_thread(self.redis.start)
+        self.outage = {"seconds": round(time.monotonic() - down, 1)}
+        print(f"soak: Redis back after {self.outage['seconds']} s", flush=True)
+
     async def run(self) -> None:
         """The load generator's phases; RSS sampled as it announces them; the good clients beside it."""
+        # the well-behaved polling client goes through the proxy unless Redis goes away (see the docstring)
+        polling = self.servers[1].url if self.args.outage else (self.proxy.url if self.proxy else "")
         good = [
             PythonClient(self.servers[0].url, "websocket", seed=1),
-            PythonClient(self.proxy.url if self.proxy else "", "polling", seed=2),
+            PythonClient(polling, "polling", seed=2),
         ]
         for client in good:
             await client.start()
@@ -211,6 +233,10 @@ class Soak:
         elif kind in ("warm", "middle", "end"):
             self.sample({"warm": "start", "middle": "middle", "end": "end"}[kind])
             print(f"soak: {kind}: {brief(counts)}", flush=True)
+            if kind == "middle" and self.args.outage:
+                task = asyncio.get_running_loop().create_task(self.redis_outage())
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
         elif kind == "connecting":
             print(f"soak: connecting: {message['connected']} connected {brief(counts)}", flush=True)
         elif kind == "progress":
@@ -229,6 +255,12 @@ class Soak:
         log_errors = [sum(1 for line in log.splitlines() if BAD_LINE.search(line)) for log in logs]
         log_warnings = [sum(1 for line in log.splitlines() if WARNING_LINE.search(line)) for log in logs]
         errors = sum(counts.get(k, 0) for k in ERROR_COUNTS) + sum(log_errors)
+        polling_clients = round(self.args.connections * self.args.polling_share)
+        dropped = counts.get("pollingDisconnects", 0)
+        if not self.outage or dropped > polling_clients:  # dropped while Redis was down: nobody else, never more
+            errors += dropped
+        if not self.outage:
+            errors += counts.get("pollingConnectErrors", 0) + counts.get("droppedAcks", 0)
         errors += sum(len(g["problems"]) for g in self.good.values())
         lost = counts.get("lost", 0) + counts.get("echoTimeout", 0)
         ready = self.loadgen.get("ready", {}).get("connected", 0)
@@ -249,7 +281,10 @@ class Soak:
             "well_behaved": self.good,
             "first_errors": result.get("errors", []),
             "server_logs": [str(s.log_path) for s in self.servers],
+            "outage": self.outage,
         }
+        if self.args.outage and not self.outage:
+            failures.append("the Redis outage did not happen")
         if ready < self.args.connections:
             failures.append(f"only {ready} of {self.args.connections} clients connected")
         if errors:
@@ -281,6 +316,13 @@ def print_report(summary: dict[str, Any], failures: list[str], path: Path) -> No
     print(f"  errors: {summary['errors']} (server log ERROR/traceback lines: {summary['server_log_errors']}; "
           f"warnings: {summary['server_log_warnings']})")  # fmt: skip
     print(f"  messages lost: {summary['lost']}")
+    if summary["outage"]:
+        print(
+            f"  Redis outage: {summary['outage']['seconds']} s mid-run; polling clients dropped meanwhile: "
+            f"{counts.get('pollingDisconnects', 0)} (with {counts.get('droppedAcks', 0)} acks they awaited), "
+            f"their reconnects refused: {counts.get('pollingConnectErrors', 0)} "
+            "(their requests are forwarded through the layer)"
+        )
     print(f"  latency (ms): {summary['latency_ms']}")
     for label in ("ready", "start", "middle", "end"):
         if label in rss:
@@ -299,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     soak = Soak(args)
     print(
         f"soak: {args.connections} connections for {args.seconds:.0f} s after a {args.warmup:.0f} s warm-up; "
-        f"2 daphne processes on Redis",
+        f"2 daphne processes on Redis" + (f", Redis killed for {args.outage:.0f} s mid-run" if args.outage else ""),
         flush=True,
     )
     try:

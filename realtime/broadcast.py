@@ -182,10 +182,7 @@ class BroadcastOperator:
                 runtime, self.namespace, event, args, self.rooms, self.except_rooms, self.except_ids, self.compressed
             )
         message = Broadcast(
-            namespace=self.namespace,
-            rooms=self.rooms,
-            except_rooms=self.except_rooms,
-            except_ids=self.except_ids,
+            **self._audience(),
             volatile=self.is_volatile,
             event=event,
             args=args,
@@ -196,6 +193,15 @@ class BroadcastOperator:
         )
         if not await runtime.broadcast(message, outgoing, local=self.is_local) and not self.is_volatile:
             raise ClusterUnavailable()  # the outbox is full: the other processes will not get it
+
+    def _audience(self) -> dict[str, Any]:
+        """Whom a broadcast message reaches, as its fields: every process selects its own sockets by them."""
+        return {
+            "namespace": self.namespace,
+            "rooms": self.rooms,
+            "except_rooms": self.except_rooms,
+            "except_ids": self.except_ids,
+        }
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
         """Every reached client's answer (one list element each), on every process, within ``timeout(...)``.
@@ -208,15 +214,7 @@ class BroadcastOperator:
         if self.ack_timeout is None:
             raise ValueError("call .timeout(seconds) before emit_with_ack on a broadcast")
         runtime = self.runtime or current()
-        message = BroadcastAck(
-            namespace=self.namespace,
-            rooms=self.rooms,
-            except_rooms=self.except_rooms,
-            except_ids=self.except_ids,
-            event=event,
-            args=args,
-            timeout=self.ack_timeout,
-        )
+        message = BroadcastAck(**self._audience(), event=event, args=args, timeout=self.ack_timeout)
         if self.is_local or not runtime.member.clustered:
             answers, silent = [await local_acks(runtime, message)], 0
         else:

@@ -35,7 +35,19 @@ from .conf import realtime_settings
 from .logs import throttled
 from .metrics import Metrics
 from .outbox import MESSAGE_OVERHEAD, Entry, Outbox, Seen, size_of
-from .protocol.cluster import Envelope, Goodbye, Heartbeat, MalformedMessage, Message, PeerInfo, Reply, decode, encode
+from .protocol.cluster import (
+    BroadcastAck,
+    Envelope,
+    Goodbye,
+    Heartbeat,
+    MalformedMessage,
+    Message,
+    PeerInfo,
+    Reply,
+    ServerEvent,
+    decode,
+    encode,
+)
 from .tracing import Tracing
 
 logger = logging.getLogger("realtime.node")
@@ -74,6 +86,11 @@ LAYER_ERROR_MESSAGES = frozenset({"Unexpected exception in receive task"})
 
 # A request handler returns this when it will answer later, with ``ClusterMember.reply``.
 DEFERRED = object()
+# Requests whose handling may wait: a server-side handler is user code, a broadcast's emit_with_ack
+# waits for clients' acks. Handled inline, one would hold up every message behind it (forwarded
+# polls, relayed frames, broadcasts) for as long (measured: a 3 s handler failed the next test's
+# forwarded polling). The others are handled inline, in order (a poll before its cancel).
+WAITING_REQUESTS = (ServerEvent, BroadcastAck)
 
 # What the outbox holds: the layer's method (send or group_send), its target, the wire dict.
 Send = tuple[Callable[..., Awaitable[None]], str, dict[str, Any]]
@@ -651,12 +668,26 @@ class ClusterMember:
         if envelope.seq is not None and not self._seen.first_time(envelope.origin, envelope.seq):
             self.metrics.duplicates += 1  # a publish retried after a timeout landed twice
             return
+        if envelope.reply_to is not None and isinstance(message, WAITING_REQUESTS):
+            # answered in a task of its own, so this loop never holds up what comes after it; its asker
+            # awaits the answer before anything that depends on it, so no order is lost
+            self._spawn_hooks([self._answer_request(envelope)])
+            return
+        body = await self._handle(envelope)
+        if envelope.reply_to is not None and body is not DEFERRED:
+            await self.reply(envelope, body)
+
+    async def _handle(self, envelope: Envelope) -> Any:
+        message = envelope.message
         try:
-            body = await self.handle(envelope)
+            return await self.handle(envelope)
         except Exception:
             throttled(logger, logging.ERROR, f"layer {message.TYPE}", "handling %s failed", message.TYPE, exc_info=True)
-            return
-        if envelope.reply_to is not None and body is not DEFERRED:
+            return DEFERRED  # nothing to answer: the asker's timeout (or the peer's death) ends its wait
+
+    async def _answer_request(self, envelope: Envelope) -> None:
+        body = await self._handle(envelope)
+        if body is not DEFERRED:
             await self.reply(envelope, body)
 
     async def reply(self, request: Envelope, body: Any) -> None:

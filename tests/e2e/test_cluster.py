@@ -215,8 +215,14 @@ async def test_server_side_emit_with_ack_answers_from_every_other_process(agent,
     ops = await agent.socket("ops").connect(cluster.servers[0].url + "/cluster", "websocket")
     [result] = await ops.emit_with_ack("server_emit_with_ack", "nobody", 2.0)
     assert sorted(result["answers"]) == sorted(keys[1:])
+    c0 = await agent.socket("c0").connect(cluster.servers[2].url, "websocket")
+    sender = await agent.socket("sender").connect(cluster.servers[0].url, "websocket")
     [result] = await ops.emit_with_ack("server_emit_with_ack", keys[2], 0.5)  # c answers after 3 s
     assert result == {"timeout": "timeout reached: only 1 responses received out of 2"}
+    # meanwhile c's handler still runs, and c goes on receiving from the layer: it is not in the way
+    spec = {"event": "news", "to": [c0.id], "args": ["not held up"]}
+    assert await sender.emit_with_ack("broadcast", spec) == ["sent"]
+    assert await c0.next_event("news", timeout=1.0) == ["not held up"]
 
 
 @pytest.mark.parametrize("transport", ["polling", "upgrade", "websocket"])

@@ -138,10 +138,14 @@ async def test_a_hosts_processes_restarted_rejoin_and_their_clients_recover_on_t
     assert client is not None
     assert await client.emit_with_ack("join", "restart") == [["restart"]]
     old = hosts.servers["h1"]
+    for server in old:  # the host restarts: both processes SIGTERMed at once, as a deploy of the host does
+        server.process.terminate()
     for server in old:
-        server.stop()  # SIGTERM: its clients are told the server is shutting down, and may recover
+        await asyncio.to_thread(server.stop)  # waits for it to exit
     _, (again_id, _) = await client.next("connect", timeout=15)
     assert again_id == before["id"] and (await client.state())["recovered"] is True
+    [after] = await client.emit_with_ack("recovery")
+    assert after["pid"] in {s.process.pid for s in hosts.servers["h2"]}
     hosts.servers["h1"] = [hosts.server("h1", server.port).start() for server in old]
     for server in hosts.servers["h1"]:
         server.wait_for_log(r"Listening on TCP address", timeout=20)

@@ -79,6 +79,9 @@ STARTUP_WINDOW = 1.5
 # After an outage the outbox waits for the peers that were alive before it to listen again, for
 # three heartbeat intervals at most and never longer than this many seconds (one died meanwhile).
 GATE_LIMIT = 5.0
+# During an outage the layer is tried this often (seconds): what waits in the outbox leaves within
+# that of Redis's return, plus channels-redis's own second before its receive loop reads again.
+OUTAGE_RETRY = 0.25
 # Rate-limited warnings (warn_limited): at most one line per kind in this many seconds.
 WARN_INTERVAL = 10.0
 # What channels-redis logs, once a second, while Redis is unreachable (pinned 4.3.x).
@@ -716,8 +719,9 @@ class ClusterMember:
 
     async def _heartbeats(self) -> None:
         while True:
-            # during an outage, try again sooner: recovery is noticed within a second
-            await asyncio.sleep(self.heartbeat_interval if self._healthy else min(self.heartbeat_interval, 1.0))
+            # during an outage, try again sooner: recovery is noticed within OUTAGE_RETRY
+            interval = self.heartbeat_interval
+            await asyncio.sleep(interval if self._healthy else min(interval, OUTAGE_RETRY))
             try:
                 await self._heartbeat()
             except Exception as exc:

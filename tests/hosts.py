@@ -15,6 +15,7 @@ The kernel here has no netem, so there is no added latency or loss: a link is up
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -60,6 +61,7 @@ class Hosts:
 
     # -- the networks ----------------------------------------------------------------------
     def build(self) -> Hosts:
+        _clear_leftovers()
         for name in ("back", "front", "redis", *HOSTS):
             ip("netns", "add", self.ns(name))
             ip("-n", self.ns(name), "link", "set", "lo", "up")
@@ -173,6 +175,20 @@ class Hosts:
         subprocess.run(["ip", "link", "del", f"{self.tag}c"], capture_output=True, check=False)
         for name in ("back", "front", "redis", *HOSTS):
             subprocess.run(["ip", "netns", "del", self.ns(name)], capture_output=True, check=False)
+
+
+def _clear_leftovers() -> None:
+    """What a run killed before its teardown left: its namespaces (and what runs in them), its veth end here."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    for name in re.findall(r"^(rt\d+-(?:back|front|redis|h1|h2))\b", listed, re.MULTILINE):
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, check=False).stdout
+        for pid in pids.split():
+            subprocess.run(["kill", "-9", pid], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+    links = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False).stdout
+    for line in links.splitlines():
+        if f" {CLIENT_ADDRESS}/24 " in line:
+            subprocess.run(["ip", "link", "del", line.split()[1]], capture_output=True, check=False)
 
 
 def _get(url: str) -> bool:

@@ -34,7 +34,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from .conf import realtime_settings
 from .logs import throttled
 from .metrics import Metrics
-from .outbox import MESSAGE_OVERHEAD, Entry, Outbox, Seen, size_of
+from .outbox import Outbox, Seen
 from .protocol.cluster import (
     BroadcastAck,
     Envelope,
@@ -48,6 +48,7 @@ from .protocol.cluster import (
     decode,
     encode,
 )
+from .publisher import LAYER_TIMEOUT, Publisher, Send, short_type
 from .tracing import Tracing
 
 logger = logging.getLogger("realtime.node")
@@ -64,15 +65,6 @@ Subscriptions = Callable[[], list[str]]
 # the byte and age caps (REALTIME["CLUSTER_QUEUE_BYTES"], ["CLUSTER_QUEUE_AGE"]), so a flood of
 # tiny messages is bounded too.
 OUTBOX_LIMIT = 100_000
-# A durable message the layer refused this many times in a row while heartbeats got through is
-# the message's fault, not the layer's: it is given up rather than block the outbox behind it.
-MAX_ATTEMPTS = 5
-# Longest wait for one channel-layer call (publish, subscribe). A Redis that accepts the
-# connection and never answers (stopped, blackholed) would otherwise block the sender
-# task, and every socket.join() behind it, forever; past this it counts as an outage. Not shorter:
-# a process busy with a connect storm can leave a healthy Redis's answer unread for seconds, and
-# taking that for an outage refuses every forwarded request (measured in the soak: 2 s was too short).
-LAYER_TIMEOUT = 10.0
 # After we begin to listen (start-up, end of an outage), an unknown sid key may still name a
 # peer we have not heard yet, for this many heartbeat intervals; after that it names nobody.
 STARTUP_WINDOW = 1.5
@@ -94,15 +86,6 @@ DEFERRED = object()
 # polls, relayed frames, broadcasts) for as long (measured: a 3 s handler failed the next test's
 # forwarded polling). The others are handled inline, in order (a poll before its cancel).
 WAITING_REQUESTS = (ServerEvent, BroadcastAck)
-
-# What the outbox holds: the layer's method (send or group_send), its target, the wire dict.
-Send = tuple[Callable[..., Awaitable[None]], str, dict[str, Any]]
-
-
-def _short(message: dict[str, Any]) -> str:
-    """A wire message's type without the ``realtime.`` prefix: the metrics' label."""
-    kind = message.get("type")
-    return kind.removeprefix("realtime.") if isinstance(kind, str) else "?"
 
 
 def channel_of(key: str) -> str:
@@ -203,11 +186,7 @@ class ClusterMember:
         self._healthy = True
         self._listening_since: float | None = None
         self._peer_events: dict[str, asyncio.Event] = {}
-        self._outbox: Outbox[Send] | None = None  # serving processes only: the others send at once
-        self._wake = asyncio.Event()  # something was queued
-        self._open = asyncio.Event()  # the layer answers and the peers listen: the outbox may flow
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._publisher: Publisher | None = None  # serving processes only: the others send at once
         self._seq = itertools.count(1)  # durable messages' numbers (Envelope.seq)
         self._seen = Seen()  # the peers' durable messages already handled
         self._outage_peers: set[str] = set()  # live when the outage began: heard again before we flush
@@ -222,11 +201,11 @@ class ClusterMember:
     # -- what the metrics read ------------------------------------------------------
     @property
     def queued_bytes(self) -> int:
-        return self._outbox.bytes if self._outbox is not None else 0
+        return self._publisher.outbox.bytes if self._publisher is not None else 0
 
     @property
     def queued_messages(self) -> int:
-        return len(self._outbox) if self._outbox is not None else 0
+        return len(self._publisher.outbox) if self._publisher is not None else 0
 
     def _count(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
@@ -323,13 +302,13 @@ class ClusterMember:
                 await self.layer.group_add(NODES_GROUP, self.channel)
                 self._listening_since = time.monotonic()
                 await self._heartbeat(hello=True)  # the peers answer at once: we know them in one round trip
-                self._outbox = Outbox(self.queue_bytes, OUTBOX_LIMIT, self.queue_age)
-                self._open.set()
+                outbox: Outbox[Send] = Outbox(self.queue_bytes, OUTBOX_LIMIT, self.queue_age)
+                self._publisher = Publisher(outbox, self.metrics, self._lost, self._unhealthy, self.warn_limited)
                 loop = self._loop = asyncio.get_running_loop()
                 self._heartbeat_task = loop.create_task(self._heartbeats(), context=contextvars.Context())
                 self._tasks += [
                     self._heartbeat_task,
-                    loop.create_task(self._send_loop(), context=contextvars.Context()),
+                    loop.create_task(self._publisher.run(), context=contextvars.Context()),
                 ]
 
     async def leave_cluster(self) -> None:
@@ -356,13 +335,7 @@ class ClusterMember:
 
     async def flush(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for queued messages to leave; True if they all did."""
-        if self._outbox is None or (not self._outbox and self._idle.is_set()):
-            return True
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return self._publisher is None or await self._publisher.flush(timeout)
 
     async def subscribe(self, group: str) -> None:
         """Join ``group`` (the runtime asks once, when its first local member joins the room)."""
@@ -421,82 +394,12 @@ class ClusterMember:
         that serves nothing (a Celery worker, a command) sends at once: its event
         loop may not outlive the call, and errors reach it.
         """
-        outbox = self._outbox
-        if outbox is None:
+        publisher = self._publisher
+        if publisher is None:
             await method(target, message)
-            self._count(self.metrics.published, _short(message))
+            self._count(self.metrics.published, short_type(message))
             return True
-        if not self._healthy and not durable:
-            self._lost("outage")
-            return False
-        now = time.monotonic()
-        self._expire(now)
-        size = size_of(message) + MESSAGE_OVERHEAD
-        if not outbox.put((method, target, message), size, durable, now):
-            self.warn_limited(
-                "queue-full",
-                "cross-process queue full (%d messages, %d bytes queued; CLUSTER_QUEUE_BYTES=%d): a %d-byte %s dropped",
-                len(outbox),
-                outbox.bytes,
-                self.queue_bytes,
-                size,
-                message.get("type"),
-            )
-            self._lost("queue_full")
-            return False
-        self._idle.clear()
-        self._wake.set()
-        return True
-
-    def _expire(self, now: float) -> None:
-        assert self._outbox is not None
-        expired = self._outbox.expire(now)
-        if expired:
-            self._lost("expired", len(expired))
-            self.warn_limited(
-                "expired",
-                "%d cross-process messages older than CLUSTER_QUEUE_AGE (%.0f s) dropped unsent",
-                len(expired),
-                self.queue_age,
-            )
-
-    async def _send_loop(self) -> None:
-        """Publish the outbox's head, in order; through an outage a durable head waits to be retried."""
-        outbox = self._outbox
-        assert outbox is not None
-        while True:
-            entry = outbox.head()
-            if entry is None:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if not self._open.is_set():
-                await self._open.wait()
-                continue
-            self._expire(time.monotonic())
-            if outbox.head() is entry:
-                await self._send_head(outbox, entry)
-
-    async def _send_head(self, outbox: Outbox[Send], entry: Entry[Send]) -> None:
-        method, target, message = entry.item
-        entry.attempts += 1
-        try:
-            await asyncio.wait_for(method(target, message), LAYER_TIMEOUT)
-        except (TypeError, ValueError) as exc:  # the layer cannot serialise it: no retry would help
-            outbox.pop()
-            self._lost("send_failed")
-            self.warn_limited("unsendable", "a %s could not be published (%r); dropped", message.get("type"), exc)
-        except Exception as exc:
-            if not entry.durable or entry.attempts >= MAX_ATTEMPTS:
-                outbox.pop()
-                self._lost("send_failed")
-            self._unhealthy(exc)  # a durable head stays: published again once the layer is back
-        else:
-            outbox.pop()
-            self._count(self.metrics.published, _short(message))
-            if entry.attempts > 1:
-                self.metrics.retried += 1
+        return publisher.put((method, target, message), durable, self._healthy)
 
     def warn_limited(self, kind: str, message: str, *args: Any) -> None:
         """One WARNING per ``kind`` per WARN_INTERVAL; the next line says how many were left out.
@@ -737,7 +640,6 @@ class ClusterMember:
         if not self._healthy:
             return
         self._healthy = False
-        self._open.clear()
         self._outage_peers |= set(self.live_peers())
         logger.warning(
             "channel layer unreachable (%s: %s); local traffic goes on, cross-process messages wait in "
@@ -745,10 +647,8 @@ class ClusterMember:
             type(exc).__name__,
             exc,
         )
-        if self._outbox is not None:
-            ephemeral = self._outbox.drop_ephemeral()
-            if ephemeral:
-                self._lost("outage", len(ephemeral))
+        if self._publisher is not None:
+            self._publisher.hold()
         self._fail_pending("the channel layer is unreachable")
         self._spawn_hooks([hook() for hook in self._hooks])
 
@@ -788,12 +688,13 @@ class ClusterMember:
 
     def _maybe_open(self) -> None:
         """Let the outbox flow again once the layer answers and every awaited peer listens (or timed out)."""
-        if not self._healthy or self._open.is_set():
+        publisher = self._publisher
+        if not self._healthy or publisher is None or not publisher.held:
             return
         if self._awaiting and time.monotonic() < self._gate_deadline:
             return
         self._awaiting = set()
-        self._open.set()
+        publisher.release()
 
     async def _resubscribe(self) -> None:
         """Subscribe again to everything, without unsubscribing first.

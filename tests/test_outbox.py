@@ -166,3 +166,47 @@ def test_a_receive_error_marks_a_serving_member_unhealthy_once(caplog):
     assert not member.healthy
     lines = [r.getMessage() for r in caplog.records if r.name == "realtime.node"]
     assert len(lines) == 1 and lines[0].startswith("channel layer unreachable (ConnectionError")
+
+
+def test_the_publisher_keeps_a_durable_head_through_a_failure_and_sends_it_again_in_order():
+    """The sender task against a layer call that fails once: the member is told, nothing is lost or reordered."""
+    from realtime.metrics import Metrics
+    from realtime.publisher import Publisher
+
+    async def scenario():
+        delivered, failures, lost = [], [], []
+        fail_next = [True]
+        failed = asyncio.Event()
+
+        async def layer_send(target, message):
+            if fail_next[0]:
+                fail_next[0] = False
+                raise ConnectionError("Redis went away")
+            delivered.append(message["n"])
+
+        metrics = Metrics()
+        publisher = Publisher(
+            Outbox(max_bytes=10_000, max_messages=100, max_age=60.0),
+            metrics,
+            lost=lambda reason, count: lost.append((reason, count)),
+            failed=lambda exc: (failures.append(str(exc)), publisher.hold(), failed.set()),  # as the member does
+            warn=lambda *args: None,
+        )
+        task = asyncio.ensure_future(publisher.run())
+        for n in range(3):
+            assert publisher.put((layer_send, "group", {"type": "realtime.broadcast", "n": n}), True, True)
+        assert publisher.put((layer_send, "peer", {"type": "realtime.poll", "n": 99}), False, True)
+        await asyncio.wait_for(failed.wait(), 2)
+        assert failures == ["Redis went away"] and publisher.held
+        assert lost == [("outage", 1)]  # the poll: pointless after an outage
+        assert not publisher.put((layer_send, "peer", {"type": "realtime.poll", "n": 100}), False, False)
+        assert publisher.put((layer_send, "group", {"type": "realtime.broadcast", "n": 3}), True, False)
+        publisher.release()
+        assert await publisher.flush(2)
+        task.cancel()
+        return delivered, metrics, lost
+
+    delivered, metrics, lost = asyncio.run(scenario())
+    assert delivered == [0, 1, 2, 3]
+    assert metrics.retried == 1 and metrics.published == {"broadcast": 4}
+    assert lost == [("outage", 1), ("outage", 1)]

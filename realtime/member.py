@@ -26,7 +26,6 @@ import secrets
 import socket as _socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -35,6 +34,7 @@ from .conf import realtime_settings
 from .logs import throttled
 from .metrics import Metrics
 from .outbox import Outbox, Seen
+from .peers import KEY_LENGTH, Peers
 from .protocol.cluster import (
     BroadcastAck,
     Envelope,
@@ -49,12 +49,12 @@ from .protocol.cluster import (
     encode,
 )
 from .publisher import LAYER_TIMEOUT, Publisher, Send, short_type
+from .replies import Failure, PeerUnavailable, Replies
 from .tracing import Tracing
 
 logger = logging.getLogger("realtime.node")
 
 NODES_GROUP = "realtime.nodes"
-KEY_LENGTH = 6
 
 LayerHandler = Callable[[Envelope], Awaitable[Any]]
 OutageHook = Callable[[], Coroutine[Any, Any, None]]
@@ -65,12 +65,6 @@ Subscriptions = Callable[[], list[str]]
 # the byte and age caps (REALTIME["CLUSTER_QUEUE_BYTES"], ["CLUSTER_QUEUE_AGE"]), so a flood of
 # tiny messages is bounded too.
 OUTBOX_LIMIT = 100_000
-# After we begin to listen (start-up, end of an outage), an unknown sid key may still name a
-# peer we have not heard yet, for this many heartbeat intervals; after that it names nobody.
-STARTUP_WINDOW = 1.5
-# After an outage the outbox waits for the peers that were alive before it to listen again, for
-# three heartbeat intervals at most and never longer than this many seconds (one died meanwhile).
-GATE_LIMIT = 5.0
 # During an outage the layer is tried this often (seconds): what waits in the outbox leaves within
 # that of Redis's return, plus channels-redis's own second before its receive loop reads again.
 OUTAGE_RETRY = 0.25
@@ -94,17 +88,6 @@ def channel_of(key: str) -> str:
 
 def key_of_sid(sid: str) -> str:
     return sid[:KEY_LENGTH]
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Put in a request's reply queue here, never sent: the answer cannot come (layer down, peer gone)."""
-
-    reason: str
-
-
-class PeerUnavailable(ConnectionError):
-    """A request to another process cannot be answered: the layer is down, or the peer died or left."""
 
 
 class LayerErrorFilter(logging.Filter):
@@ -167,16 +150,13 @@ class ClusterMember:
         self.subscriptions = subscriptions
         self._layer = layer  # None: the project's default channel layer
         self._clustered = clustered  # None: clustered unless the layer is the in-memory one
-        self.peers: dict[str, dict[str, Any]] = {}
-        self.heartbeat_interval = 5.0
+        self.peers = Peers(self.key)
         self.queue_bytes = 32 * 1024 * 1024
         self.queue_age = 60.0
         self.serving = False
         self.draining = False  # SIGTERM: no new handshakes, peers told we are leaving
         self.layer_errors = LayerErrorFilter()
-        self._ids = itertools.count()
-        self._replies: dict[str, asyncio.Queue[Envelope | Failure]] = {}
-        self._pending: dict[str, set[str]] = {}  # peer key -> ids of our requests it has to answer
+        self.replies = Replies(self.key)
         self._tasks: list[asyncio.Task[None]] = []
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._hooks: list[OutageHook] = []
@@ -184,14 +164,9 @@ class ClusterMember:
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._lock: asyncio.Lock | None = None
         self._healthy = True
-        self._listening_since: float | None = None
-        self._peer_events: dict[str, asyncio.Event] = {}
         self._publisher: Publisher | None = None  # serving processes only: the others send at once
         self._seq = itertools.count(1)  # durable messages' numbers (Envelope.seq)
         self._seen = Seen()  # the peers' durable messages already handled
-        self._outage_peers: set[str] = set()  # live when the outage began: heard again before we flush
-        self._awaiting: set[str] = set()
-        self._gate_deadline = 0.0
         self._dropped = 0  # cross-process messages given up during the current outage
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned: dict[str, tuple[float, int]] = {}
@@ -295,12 +270,12 @@ class ClusterMember:
                 self._tasks.append(loop.create_task(self._receive(), context=contextvars.Context()))
             if serving and not self.serving:
                 settings = realtime_settings()
-                self.heartbeat_interval = settings["HEARTBEAT_INTERVAL"] / 1000
+                self.peers.interval = settings["HEARTBEAT_INTERVAL"] / 1000
                 self.queue_bytes = settings["CLUSTER_QUEUE_BYTES"]
                 self.queue_age = settings["CLUSTER_QUEUE_AGE"] / 1000
                 self.serving = True
                 await self.layer.group_add(NODES_GROUP, self.channel)
-                self._listening_since = time.monotonic()
+                self.peers.listening()
                 await self._heartbeat(hello=True)  # the peers answer at once: we know them in one round trip
                 outbox: Outbox[Send] = Outbox(self.queue_bytes, OUTBOX_LIMIT, self.queue_age)
                 self._publisher = Publisher(outbox, self.metrics, self._lost, self._unhealthy, self.warn_limited)
@@ -418,35 +393,18 @@ class ClusterMember:
 
     # -- requests -----------------------------------------------------------------
     def live_peers(self) -> dict[str, dict[str, Any]]:
-        horizon = time.monotonic() - 3 * self.heartbeat_interval
-        return {key: info for key, info in self.peers.items() if info["seen"] >= horizon}
+        return self.peers.live()
 
     def is_live(self, key: str) -> bool:
-        info = self.peers.get(key)
-        return info is not None and info["seen"] >= time.monotonic() - 3 * self.heartbeat_interval
+        return self.peers.is_live(key)
 
     async def await_live(self, key: str) -> bool:
-        """Whether ``key`` names a live peer; just after start-up (or an outage), wait for it to say so.
+        """Whether ``key`` names a live peer (realtime.peers.Peers.await_live: it may wait just after start-up)."""
+        return await self.peers.await_live(key)
 
-        Every live peer heartbeats within one interval, and answers our hello at
-        once, so a key still unknown one and a half intervals after we began to
-        listen names no live process. Inside that window a request for an
-        unknown key waits for that key's heartbeat, at most until the window ends.
-        """
-        if self.is_live(key):
-            return True
-        since = self._listening_since
-        if since is None or len(key) != KEY_LENGTH or key.strip("0123456789abcdef"):
-            return False
-        remaining = since + STARTUP_WINDOW * self.heartbeat_interval - time.monotonic()
-        if remaining <= 0:
-            return False
-        event = self._peer_events.setdefault(key, asyncio.Event())
-        try:
-            await asyncio.wait_for(event.wait(), remaining)
-        except TimeoutError:
-            return False
-        return self.is_live(key)
+    def new_id(self) -> str:
+        """An id unique across the cluster (requests, relays)."""
+        return self.replies.new_id()
 
     async def request_all(self, message: Message, timeout: float) -> list[Any]:
         """Ask every serving process (this one directly); the answers that came within ``timeout``."""
@@ -462,7 +420,7 @@ class ClusterMember:
         if not self.clustered:
             return ([await self.handle(here)] if include_self else []), 0
         await self.start()
-        request_id, queue = self._open_request()
+        request_id, queue = self.replies.open()
         expected = set(self.live_peers()) if self.serving else None
         try:
             sent = await self.publish(NODES_GROUP, message, request_id)
@@ -483,7 +441,7 @@ class ClusterMember:
                 if expected is not None:
                     expected.discard(reply.origin)
         finally:
-            self._replies.pop(request_id, None)
+            self.replies.close(request_id)
         return answers, len(expected or ())
 
     async def request(self, key: str, message: Message, timeout: float, request_id: str | None = None) -> Any:
@@ -491,43 +449,16 @@ class ClusterMember:
         await self.start()
         if self.serving and not await self.await_live(key):
             raise PeerUnavailable("the process is not a live peer")  # it would never answer: say so now
-        request_id, queue = self._open_request(request_id)
-        pending = self._pending.setdefault(key, set())
-        pending.add(request_id)
+        request_id, queue = self.replies.open(request_id, key)
         try:
             if not await self.send(key, message, request_id):
                 raise PeerUnavailable("the channel layer is unreachable")
             reply = await asyncio.wait_for(queue.get(), timeout)
         finally:
-            self._replies.pop(request_id, None)
-            pending.discard(request_id)
-            if not pending and self._pending.get(key) is pending:
-                del self._pending[key]
+            self.replies.close(request_id, key)
         if not isinstance(reply, Envelope) or not isinstance(reply.message, Reply):
             raise PeerUnavailable(reply.reason if isinstance(reply, Failure) else "no reply")
         return reply.message.body
-
-    def _fail_pending(self, reason: str, key: str | None = None) -> None:
-        """Our requests to ``key`` (to anyone when None) will never be answered: end them now."""
-        keys = [key] if key is not None else list(self._pending)
-        for k in keys:
-            for request_id in self._pending.get(k, ()):
-                queue = self._replies.get(request_id)
-                if queue is not None:
-                    queue.put_nowait(Failure(reason))
-        if key is None:  # request_all waits too
-            for queue in self._replies.values():
-                queue.put_nowait(Failure(reason))
-
-    def new_id(self) -> str:
-        """An id unique across the cluster (requests, relays)."""
-        return f"{self.key}-{next(self._ids)}"
-
-    def _open_request(self, request_id: str | None = None) -> tuple[str, asyncio.Queue[Envelope | Failure]]:
-        request_id = request_id or self.new_id()
-        queue: asyncio.Queue[Envelope | Failure] = asyncio.Queue()
-        self._replies[request_id] = queue
-        return request_id, queue
 
     # -- receiving ----------------------------------------------------------------
     async def _receive(self) -> None:
@@ -553,17 +484,15 @@ class ClusterMember:
         message = envelope.message
         self._count(self.metrics.received, message.TYPE.removeprefix("realtime."))
         if isinstance(message, Reply):
-            queue = self._replies.get(message.request_id)
-            if queue is not None:
-                queue.put_nowait(envelope)
+            self.replies.deliver(message.request_id, envelope)
             return
         if isinstance(message, Heartbeat):
-            self._saw_peer(message.info)
+            self.peers.saw(message.info)
             key = message.info.key
             if message.hello and self.serving and not self.draining and key != self.key:
                 self._spawn_hooks([self._answer(key)])
-            if (message.hello or message.answer) and key in self._awaiting:
-                self._awaiting.discard(key)  # it receives again: what we kept may reach it
+            if message.hello or message.answer:
+                self.peers.heard_again(key)  # it receives again: what we kept may reach it
                 self._maybe_open()
             return
         if isinstance(message, Goodbye):
@@ -623,7 +552,7 @@ class ClusterMember:
     async def _heartbeats(self) -> None:
         while True:
             # during an outage, try again sooner: recovery is noticed within OUTAGE_RETRY
-            interval = self.heartbeat_interval
+            interval = self.peers.interval
             await asyncio.sleep(interval if self._healthy else min(interval, OUTAGE_RETRY))
             try:
                 await self._heartbeat()
@@ -640,7 +569,7 @@ class ClusterMember:
         if not self._healthy:
             return
         self._healthy = False
-        self._outage_peers |= set(self.live_peers())
+        self.peers.outage_began()
         logger.warning(
             "channel layer unreachable (%s: %s); local traffic goes on, cross-process messages wait in "
             "the outbox (CLUSTER_QUEUE_BYTES, CLUSTER_QUEUE_AGE), forwarded requests are refused, until it is back",
@@ -649,7 +578,7 @@ class ClusterMember:
         )
         if self._publisher is not None:
             self._publisher.hold()
-        self._fail_pending("the channel layer is unreachable")
+        self.replies.fail("the channel layer is unreachable")
         self._spawn_hooks([hook() for hook in self._hooks])
 
     async def _healthy_again(self) -> None:
@@ -662,7 +591,7 @@ class ClusterMember:
             self.warn_limited("resubscribe", "channel layer back but resubscribing failed (%s); retrying", exc)
             return
         self._healthy = True
-        now = self._listening_since = time.monotonic()
+        now = self.peers.listening()
         logger.warning(
             "channel layer reachable again; cross-process traffic resumes "
             "(%d cross-process messages kept to publish now, %d lost during the outage, "
@@ -674,11 +603,8 @@ class ClusterMember:
         self._dropped = 0
         self.metrics.reconnects += 1
         # Redis pub/sub keeps nothing: a peer whose subscriptions are not back yet would miss what
-        # we publish now. Each answers our hello once it receives again (or says hello itself);
-        # one that never does within three heartbeats (GATE_LIMIT at most) died meanwhile.
-        self._awaiting = self._outage_peers - {self.key}
-        self._outage_peers = set()
-        self._gate_deadline = now + min(3 * self.heartbeat_interval, GATE_LIMIT)
+        # we publish now. Each answers our hello once it receives again (or says hello itself).
+        self.peers.outage_ended(now)
         try:
             await self._heartbeat(hello=True)
         except Exception as exc:
@@ -689,12 +615,8 @@ class ClusterMember:
     def _maybe_open(self) -> None:
         """Let the outbox flow again once the layer answers and every awaited peer listens (or timed out)."""
         publisher = self._publisher
-        if not self._healthy or publisher is None or not publisher.held:
-            return
-        if self._awaiting and time.monotonic() < self._gate_deadline:
-            return
-        self._awaiting = set()
-        publisher.release()
+        if self._healthy and publisher is not None and publisher.held and self.peers.all_listening():
+            publisher.release()
 
     async def _resubscribe(self) -> None:
         """Subscribe again to everything, without unsubscribing first.
@@ -717,33 +639,14 @@ class ClusterMember:
         for group in [*self.subscriptions(), NODES_GROUP] if self.serving else self.subscriptions():
             await layer.group_add(group, self.channel)
 
-    def _saw_peer(self, peer: PeerInfo) -> None:
-        info = {"id": peer.id, "key": peer.key, "host": peer.host, "pid": peer.pid, "started": peer.started}
-        key = peer.key
-        if key == self.key:
-            return
-        if key not in self.peers:
-            logger.info("peer %s joined", info["id"])
-        self.peers[key] = {**info, "seen": time.monotonic()}
-        event = self._peer_events.pop(key, None)
-        if event is not None:
-            event.set()
-
     def _peer_left(self, key: str) -> None:
-        self._awaiting.discard(key)
-        self._outage_peers.discard(key)
-        info = self.peers.pop(key, None)
-        if info is not None:
-            logger.info("peer %s left the cluster (shutting down)", info["id"])
-        self._fail_pending("the process left the cluster", key)
-        self._spawn_hooks([hook(key) for hook in self._gone_hooks])
+        self.peers.left(key)
+        self._peer_gone(key, "the process left the cluster")
 
     def _forget_dead_peers(self) -> None:
-        live = self.live_peers()
-        for key in set(self.peers) - set(live):
-            logger.warning("peer %s silent for 3 heartbeats: considered dead", self.peers.pop(key)["id"])
-            self._fail_pending("the process is dead", key)
-            self._spawn_hooks([hook(key) for hook in self._gone_hooks])
-        since = self._listening_since
-        if since is not None and time.monotonic() > since + STARTUP_WINDOW * self.heartbeat_interval:
-            self._peer_events.clear()  # the keys still awaited named nobody
+        for key in self.peers.forget_dead():
+            self._peer_gone(key, "the process is dead")
+
+    def _peer_gone(self, key: str, why: str) -> None:
+        self.replies.fail(why, key)
+        self._spawn_hooks([hook(key) for hook in self._gone_hooks])

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from .exchange import JSON, PollResponder
 from .logs import throttled
-from .member import DEFERRED, ClusterMember, PeerUnavailable, key_of_sid
+from .member import DEFERRED, ClusterMember, key_of_sid
 from .protocol.cluster import (
     Envelope,
     Poll,
@@ -40,6 +40,7 @@ from .protocol.cluster import (
     RelayShut,
 )
 from .protocol.http import SESSION_ID_UNKNOWN
+from .replies import PeerUnavailable
 from .sessions import HARD_LIMIT, Endpoint, Session
 
 logger = logging.getLogger("realtime.cluster")

@@ -44,7 +44,8 @@ from .parsers import JSON, PARSERS
 from .policy import RoomPolicies
 from .protocol import socketio
 from .protocol.errors import ProtocolError
-from .recovery import RECOVERABLE_REASONS, Recovery, SocketState, recovery_from_settings
+from .recovery import RECOVERABLE_REASONS, Recovery, SocketState
+from .recovery_stores import recovery_from_settings
 from .runtime import Dispatch, Runtime, current
 from .sessions import Session
 from .tracing import NO_SPAN, AttributeValue, Span, Tracing

@@ -3,15 +3,8 @@
 import pytest
 
 from realtime.conf import RecoverySettings
-from realtime.recovery import (
-    RECOVERABLE_REASONS,
-    MemoryStore,
-    Recovery,
-    SocketState,
-    StoredPacket,
-    redis_of_layer,
-    redis_url_of_layer,
-)
+from realtime.recovery import RECOVERABLE_REASONS, Recovery, SocketState, StoredPacket
+from realtime.recovery_stores import MemoryStore, redis_of_layer, redis_url_of_layer
 
 
 def packet(offset, rooms=(), except_rooms=(), except_ids=(), namespace="/", frames=("2[]",)):

@@ -23,26 +23,16 @@ Wire rules (what channels-redis's msgpack and the in-memory layer both keep):
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import Any, ClassVar
 
-from .errors import ProtocolError
-
-JSON: TypeAlias = Any
-"""User data (event args, a reply's body): the layer carries it, nothing here looks inside."""
-
-T = TypeVar("T")
+from .fields import CODECS, JSON, Decode, Encode, Wrong, decoder, encoder, fields_of
+from .fields import MalformedMessage as MalformedMessage  # raised by decode(): importers find it here
 
 # A W3C traceparent is 55 characters; anything much longer is not one.
 MAX_TRACEPARENT = 128
-
-
-class MalformedMessage(ProtocolError):
-    """A channel-layer dict that breaks the format: not a dict, unknown type, missing or mistyped field."""
 
 
 def _wire(key: str) -> Mapping[str, str]:
@@ -361,195 +351,19 @@ class Envelope:
             raise ValueError("a reply is not a request")
 
 
-# -- field codecs: chosen once per field from its annotation ------------------------------------
-
-
-class _Wrong(Exception):
-    """Internal: a value of the wrong type; the decoder turns it into MalformedMessage naming the field."""
-
-
-def _str(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise _Wrong
-
-
-def _optional_str(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise _Wrong
-
-
-def _bool(value: Any) -> bool:
-    if value is True or value is False:
-        return value
-    raise _Wrong
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise _Wrong
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    raise _Wrong
-
-
-def _bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    raise _Wrong
-
-
-def _frame(value: Any) -> str | bytes:
-    if isinstance(value, (str, bytes)):
-        return value
-    raise _Wrong
-
-
-def _strs(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise _Wrong
-    for item in value:
-        if not isinstance(item, str):
-            raise _Wrong
-    return tuple(value)
-
-
-def _frames(value: Any) -> tuple[str | bytes, ...]:
-    if not isinstance(value, list):
-        raise _Wrong
-    for item in value:
-        if not isinstance(item, (str, bytes)):
-            raise _Wrong
-    return tuple(value)
-
-
-def _list(value: Any) -> tuple[Any, ...]:
-    if isinstance(value, list):
-        return tuple(value)
-    raise _Wrong
-
-
-def _expiries(value: Any) -> tuple[tuple[str, str | None], ...]:
-    if not isinstance(value, dict):
-        raise _Wrong
-    for key, expiry in value.items():
-        if not isinstance(key, str) or not (expiry is None or isinstance(expiry, str)):
-            raise _Wrong
-    return tuple(value.items())
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-_Decode = Callable[[Any], Any]
-_Encode = Callable[[Any], Any]
-# annotation -> (check and convert a wire value, wire value of a field value or None if it is one, what it must be)
-_CODECS: dict[object, tuple[_Decode, _Encode | None, str]] = {
-    str: (_str, None, "a str"),
-    str | None: (_optional_str, None, "a str or None"),
-    bool: (_bool, None, "a bool"),
-    int: (_int, None, "an int"),
-    float: (_number, None, "a number"),
-    bytes: (_bytes, None, "bytes"),
-    str | bytes: (_frame, None, "a str or bytes"),
-    tuple[str, ...]: (_strs, list, "a list of str"),
-    tuple[str | bytes, ...]: (_frames, list, "a list of str or bytes"),
-    tuple[JSON, ...]: (_list, list, "a list"),
-    tuple[tuple[str, str | None], ...]: (_expiries, dict, "a dict of str to str or None"),
-    JSON: (_same, None, "anything"),
-}
-# name, wire key, decode, encode, what it must be, the default (_REQUIRED: none, the key must be there)
-_Field = tuple[str, str, _Decode, _Encode | None, str, Any]
-_REQUIRED = object()
-
-
-def _fields(cls: type) -> tuple[_Field, ...]:
-    hints = typing.get_type_hints(cls)
-    return tuple(
-        (
-            f.name,
-            f.metadata.get("wire", f.name),
-            *_CODECS[hints[f.name]],
-            _REQUIRED if f.default is dataclasses.MISSING else f.default,
-        )
-        for f in dataclasses.fields(cls)
-    )
-
-
-def _decoder(cls: Callable[..., T], fields: tuple[_Field, ...], label: str) -> Callable[[dict[str, Any]], T]:
-    """A decoder for one class, so that decoding one message costs a lookup and a check per field.
-
-    A field with a default may be missing: a process of the previous release, still running
-    during a rolling restart, does not send the fields added since.
-    """
-    plan = tuple((key, decode, default) for _, key, decode, _, _, default in fields)
-    required = tuple(key for key, _, default in plan if default is _REQUIRED)
-
-    def decode(raw: dict[str, Any]) -> T:
-        try:
-            return cls(*[convert(raw[key]) for key, convert, _ in plan])
-        except KeyError:
-            if all(key in raw for key in required):
-                return decode_with_defaults(raw)
-            raise MalformedMessage(_diagnosis(label, fields, raw)) from None
-        except _Wrong:
-            raise MalformedMessage(_diagnosis(label, fields, raw)) from None
-
-    def decode_with_defaults(raw: dict[str, Any]) -> T:
-        try:
-            return cls(*[convert(raw[key]) if key in raw else default for key, convert, default in plan])
-        except _Wrong:
-            raise MalformedMessage(_diagnosis(label, fields, raw)) from None
-
-    return decode
-
-
-def _diagnosis(label: str, fields: tuple[_Field, ...], raw: dict[str, Any]) -> str:
-    """The first bad field, found again on the slow path so that the fast one need not keep track."""
-    for _, key, decode, _, expected, default in fields:
-        if key not in raw and default is not _REQUIRED:
-            continue
-        if key not in raw:
-            return f"{label}: {key!r} is missing"
-        try:
-            decode(raw[key])
-        except _Wrong:
-            return f"{label}: {key!r} must be {expected}"
-    return f"{label}: malformed"  # not reached: a field failed, or the fast path would have succeeded
-
-
-def _encoder(fields: tuple[_Field, ...], head: Mapping[str, Any]) -> Callable[[Any], dict[str, Any]]:
-    plan = tuple((name, key, encode) for name, key, _, encode, _, _ in fields)
-
-    def encode(value: Any) -> dict[str, Any]:
-        wire = dict(head)
-        for name, key, convert in plan:
-            item = getattr(value, name)
-            wire[key] = item if convert is None else convert(item)
-        return wire
-
-    return encode
-
-
-def _peer_info_codec() -> tuple[_Decode, _Encode, str]:
-    fields = _fields(PeerInfo)
-    decode_fields = _decoder(PeerInfo, fields, f"{Heartbeat.TYPE} 'info'")
+def _peer_info_codec() -> tuple[Decode, Encode, str]:
+    fields = fields_of(PeerInfo)
+    decode_fields = decoder(PeerInfo, fields, f"{Heartbeat.TYPE} 'info'")
 
     def decode(value: Any) -> PeerInfo:
         if not isinstance(value, dict):
-            raise _Wrong
+            raise Wrong
         return decode_fields(value)
 
-    return decode, _encoder(fields, {}), "a dict"
+    return decode, encoder(fields, {}), "a dict"
 
 
-_CODECS[PeerInfo] = _peer_info_codec()
+CODECS[PeerInfo] = _peer_info_codec()
 
 # -- the registry: the message classes, their codecs built once at import -----------------------
 
@@ -582,8 +396,8 @@ if len(MESSAGE_TYPES) != len(MESSAGE_CLASSES):
 
 
 def _codec(cls: type[Message]) -> tuple[Callable[[dict[str, Any]], Message], Callable[[Any], dict[str, Any]]]:
-    fields = _fields(cls)
-    return _decoder(cls, fields, cls.TYPE), _encoder(fields, {"type": cls.TYPE})
+    fields = fields_of(cls)
+    return decoder(cls, fields, cls.TYPE), encoder(fields, {"type": cls.TYPE})
 
 
 _CODECS_BY_TYPE = MappingProxyType({cls.TYPE: _codec(cls) for cls in MESSAGE_CLASSES})

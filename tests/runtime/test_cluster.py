@@ -4,7 +4,6 @@ import asyncio
 
 import pytest
 
-from realtime.member import PeerUnavailable
 from realtime.protocol.cluster import (
     DisconnectSockets,
     FetchRooms,
@@ -14,6 +13,7 @@ from realtime.protocol.cluster import (
     SocketsLeave,
 )
 from realtime.relays import Route
+from realtime.replies import PeerUnavailable
 from tests.runtime.test_relays import forward, polling_session
 
 TIMEOUT = 2.0

@@ -151,8 +151,6 @@ class ClusterMember:
         self._layer = layer  # None: the project's default channel layer
         self._clustered = clustered  # None: clustered unless the layer is the in-memory one
         self.peers = Peers(self.key)
-        self.queue_bytes = 32 * 1024 * 1024
-        self.queue_age = 60.0
         self.serving = False
         self.draining = False  # SIGTERM: no new handshakes, peers told we are leaving
         self.layer_errors = LayerErrorFilter()
@@ -271,13 +269,13 @@ class ClusterMember:
             if serving and not self.serving:
                 settings = realtime_settings()
                 self.peers.interval = settings["HEARTBEAT_INTERVAL"] / 1000
-                self.queue_bytes = settings["CLUSTER_QUEUE_BYTES"]
-                self.queue_age = settings["CLUSTER_QUEUE_AGE"] / 1000
                 self.serving = True
                 await self.layer.group_add(NODES_GROUP, self.channel)
                 self.peers.listening()
                 await self._heartbeat(hello=True)  # the peers answer at once: we know them in one round trip
-                outbox: Outbox[Send] = Outbox(self.queue_bytes, OUTBOX_LIMIT, self.queue_age)
+                outbox: Outbox[Send] = Outbox(
+                    settings["CLUSTER_QUEUE_BYTES"], OUTBOX_LIMIT, settings["CLUSTER_QUEUE_AGE"] / 1000
+                )
                 self._publisher = Publisher(outbox, self.metrics, self._lost, self._unhealthy, self.warn_limited)
                 loop = self._loop = asyncio.get_running_loop()
                 self._heartbeat_task = loop.create_task(self._heartbeats(), context=contextvars.Context())
@@ -392,20 +390,6 @@ class ClusterMember:
         logger.warning(message, *args)
 
     # -- requests -----------------------------------------------------------------
-    def live_peers(self) -> dict[str, dict[str, Any]]:
-        return self.peers.live()
-
-    def is_live(self, key: str) -> bool:
-        return self.peers.is_live(key)
-
-    async def await_live(self, key: str) -> bool:
-        """Whether ``key`` names a live peer (realtime.peers.Peers.await_live: it may wait just after start-up)."""
-        return await self.peers.await_live(key)
-
-    def new_id(self) -> str:
-        """An id unique across the cluster (requests, relays)."""
-        return self.replies.new_id()
-
     async def request_all(self, message: Message, timeout: float) -> list[Any]:
         """Ask every serving process (this one directly); the answers that came within ``timeout``."""
         answers, _ = await self.request_every(message, timeout)
@@ -421,7 +405,7 @@ class ClusterMember:
             return ([await self.handle(here)] if include_self else []), 0
         await self.start()
         request_id, queue = self.replies.open()
-        expected = set(self.live_peers()) if self.serving else None
+        expected = set(self.peers.live()) if self.serving else None
         try:
             sent = await self.publish(NODES_GROUP, message, request_id)
             if self.serving and include_self:
@@ -447,7 +431,7 @@ class ClusterMember:
     async def request(self, key: str, message: Message, timeout: float, request_id: str | None = None) -> Any:
         """Ask one process; its answer, TimeoutError, or PeerUnavailable as soon as it cannot come."""
         await self.start()
-        if self.serving and not await self.await_live(key):
+        if self.serving and not await self.peers.await_live(key):
             raise PeerUnavailable("the process is not a live peer")  # it would never answer: say so now
         request_id, queue = self.replies.open(request_id, key)
         try:
@@ -490,7 +474,7 @@ class ClusterMember:
             self.peers.saw(message.info)
             key = message.info.key
             if message.hello and self.serving and not self.draining and key != self.key:
-                self._spawn_hooks([self._answer(key)])
+                self._spawn_hooks([self._answer_hello(key)])
             if message.hello or message.answer:
                 self.peers.heard_again(key)  # it receives again: what we kept may reach it
                 self._maybe_open()
@@ -534,7 +518,7 @@ class ClusterMember:
     def _heartbeat_message(self, hello: bool = False) -> Heartbeat:
         return Heartbeat(info=self.info(), hello=hello)
 
-    async def _answer(self, key: str) -> None:
+    async def _answer_hello(self, key: str) -> None:
         """Answer a peer's hello at once, past our outbox: it may be holding its own until we do."""
         message = encode(Envelope(self.key, Heartbeat(info=self.info(), hello=False, answer=True)))
         try:

@@ -195,7 +195,7 @@ class Relays:
         key = key_of_sid(sid)
         if not member.clustered or key == member.key:
             return Route.LOCAL
-        if member.healthy and await member.await_live(key):
+        if member.healthy and await member.peers.await_live(key):
             return Route.FORWARD
         why = "is not a live peer" if member.healthy else "cannot be reached: the channel layer is down"
         member.warn_limited("unknown-owner", "sid=%s: its process %r %s; refused (Session ID unknown)", sid, key, why)
@@ -233,7 +233,7 @@ class Relays:
 
     async def attach(self, consumer: RelayedSocket, path: str, sid: str) -> str | None:
         """Attach a local WebSocket to the owner's session as its probe; the relay id, or None if refused."""
-        relay_id = self.member.new_id()
+        relay_id = self.member.replies.new_id()
         self.relays[relay_id] = consumer
         counts = self.member.metrics.forwarded
         counts["websocket"] = counts.get("websocket", 0) + 1

@@ -257,7 +257,7 @@ class Runtime:
             "realtime_rooms": rooms,
             "realtime_ready": {(): float(self.ready(requires_layer)[0])},
             "realtime_untrusted_proxy": {(): float(self.proxies.untrusted is not None)},
-            "realtime_cluster_peers": {(): float(len(member.live_peers()))},
+            "realtime_cluster_peers": {(): float(len(member.peers.live()))},
             "realtime_cluster_layer_up": {(): float(member.healthy)},
             "realtime_cluster_outbox_bytes": {(): float(member.queued_bytes)},
             "realtime_cluster_outbox_messages": {(): float(member.queued_messages)},

@@ -66,7 +66,7 @@ class PollingConsumer(EngineConsumer, PollResponder):
         """Another process owns this sid: let it answer (a held GET may wait a whole ping interval)."""
         config = self.endpoint.config
         timeout = (config.ping_interval + config.ping_timeout) / 1000 + 5
-        self.forwarded_sid, self.forward_id = sid, self.runtime.member.new_id()
+        self.forwarded_sid, self.forward_id = sid, self.runtime.member.replies.new_id()
         relays = self.runtime.relays
         answer = await relays.forward_poll(self.endpoint.path, sid, method, body, timeout, self.forward_id)
         headers = (tuple(h) for h in answer["headers"])

@@ -22,7 +22,7 @@ async def cluster():
     for process in processes:
         for other in processes:
             if other is not process:
-                assert await process.runtime.member.await_live(other.runtime.key)
+                assert await process.runtime.member.peers.await_live(other.runtime.key)
     yield processes
     for process in processes:
         await process.stop()

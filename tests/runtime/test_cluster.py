@@ -70,7 +70,7 @@ async def test_a_dead_process_is_noticed_and_its_requests_fail_at_once(cluster):
     await b.stop()  # as kill -9: no goodbye, no answer
     answer = await asyncio.wait_for(held, TIMEOUT)  # refused when b is found dead, not at the request's timeout
     assert answer["status"] == 400
-    assert not a.runtime.member.is_live(b.runtime.key)
+    assert not a.runtime.member.peers.is_live(b.runtime.key)
     assert await a.runtime.relays.route(session.sid) is Route.NOWHERE
     with pytest.raises(PeerUnavailable):
         await a.runtime.member.request(b.runtime.key, FetchRooms(namespace="/"), TIMEOUT)

@@ -20,7 +20,7 @@ async def polling_session(process):
 
 async def forward(process, sid, method, body=b""):
     relays = process.runtime.relays
-    return await relays.forward_poll(PATH, sid, method, body, TIMEOUT, process.runtime.member.new_id())
+    return await relays.forward_poll(PATH, sid, method, body, TIMEOUT, process.runtime.member.replies.new_id())
 
 
 async def test_a_polling_client_is_served_through_a_process_that_does_not_hold_it(cluster):

@@ -50,8 +50,8 @@ async def pair(tracing, exporter):
     for process in processes:
         await process.start()
     a, b = processes
-    assert await a.runtime.member.await_live(b.runtime.key)
-    assert await b.runtime.member.await_live(a.runtime.key)
+    assert await a.runtime.member.peers.await_live(b.runtime.key)
+    assert await b.runtime.member.peers.await_live(a.runtime.key)
     exporter.clear()
     yield processes
     for process in processes:
@@ -159,7 +159,7 @@ async def test_the_process_tasks_carry_nothing_of_the_request_that_started_them(
     with trace.get_tracer("tests").start_as_current_span("the first request b served"):
         await b.start()  # b's receive loop, heartbeats and sender start here
     try:
-        assert await a.runtime.member.await_live(b.runtime.key)
+        assert await a.runtime.member.peers.await_live(b.runtime.key)
         receiver = await b.connect()
         assert await receiver.call("join", "quiet") == [["quiet"]]
         exporter.clear()

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from channels.layers import InMemoryChannelLayer
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -22,6 +22,17 @@ from tests.runtime.harness import Process
 
 MARKER = f"SECRET-PAYLOAD-{uuid.uuid4()}"
 WAIT = 2.0
+
+
+class Ended(SpanProcessor):
+    """Wakes whoever waits for spans: the SDK calls ``on_end`` as each span ends, after the exporter got it."""
+
+    def __init__(self):
+        self.waiters = set()  # (loop, event)
+
+    def on_end(self, span):
+        for loop, event in list(self.waiters):
+            loop.call_soon_threadsafe(event.set)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +44,8 @@ def exporter():
         trace.set_tracer_provider(provider)
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter.ended = Ended()
+    provider.add_span_processor(exporter.ended)
     yield exporter
     exporter.shutdown()  # its processor stays on the provider, and exports nothing any more
 
@@ -60,13 +73,20 @@ async def pair(tracing, exporter):
 
 async def finished(exporter, ready):
     """The spans recorded so far, once ``ready(spans)`` holds (a span is exported as it ends)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not ready(spans := exporter.get_finished_spans()):
-        if loop.time() > deadline:
-            raise AssertionError(f"spans never ready: {[(s.name, dict(s.attributes)) for s in spans]}")
-        await asyncio.sleep(0.01)  # the writer's task ends the span just after the client's frame lands
-    return spans
+    waiter = (asyncio.get_running_loop(), asyncio.Event())
+    exporter.ended.waiters.add(waiter)
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                waiter[1].clear()
+                if ready(spans := exporter.get_finished_spans()):
+                    return spans
+                await waiter[1].wait()  # the next span's end
+    except TimeoutError:
+        spans = exporter.get_finished_spans()
+        raise AssertionError(f"spans never ready: {[(s.name, dict(s.attributes)) for s in spans]}") from None
+    finally:
+        exporter.ended.waiters.discard(waiter)
 
 
 def named(spans, name):
